@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs every Debian package Mayak needs to build, run and test.
+# Idempotent: packages already present are left alone. Run as root on Debian 12.
+#   scripts/install-deps.sh          build + run
+#   scripts/install-deps.sh --test   also what the test suite and benchmarks need
+set -euo pipefail
+
+BUILD_PACKAGES=(
+  build-essential cmake pkg-config git ca-certificates
+  libuv1-dev              # event loop
+  libhttp-parser-dev      # HTTP/1.1 request parsing
+  libjson-c-dev           # JSON (exact integers, strict UTF-8)
+  libcurl4-openssl-dev    # upstream HTTP client (multi socket API on libuv)
+  libfyaml-dev            # YAML config with line/column marks
+  libsqlite3-dev          # embedded store
+  libgcrypt20-dev         # Streebog (GOST R 34.11-2012), hashing
+  libsodium-dev           # randomness, constant-time compare, Ed25519
+  libutf8proc-dev         # Unicode normalisation
+)
+
+TEST_PACKAGES=(
+  libcriterion-dev        # C unit tests
+  clang llvm libclang-rt-14-dev   # libFuzzer, ASan/UBSan runtime
+  python3 python3-pytest python3-requests
+  prometheus              # promtool check metrics, a real scrape
+  wrk hyperfine curl procps psmisc
+)
+
+want=("${BUILD_PACKAGES[@]}")
+if [ "${1:-}" = "--test" ]; then
+  want+=("${TEST_PACKAGES[@]}")
+  # The official openai npm SDK is a black-box client in the tests. Debian's
+  # nodejs + npm unless a Node.js with npm is already installed (e.g. nodesource,
+  # whose nodejs conflicts with Debian's npm).
+  command -v npm >/dev/null 2>&1 || want+=(nodejs npm)
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ "${1:-}" = "--test" ]; then
+  # The openai npm SDK drives Mayak as a real client does (tests/integration/node).
+  if [ -f tests/integration/node/package.json ] && [ ! -d tests/integration/node/node_modules/openai ]; then
+    (cd tests/integration/node && npm install --no-audit --no-fund --silent)
+  fi
+fi

@@ -1,0 +1,167 @@
+/*
+ * mk_config: Mayak's configuration, loaded from YAML (libfyaml) or the embedded
+ * defaults. The whole tree is plain data owned by the mk_config; nothing in it
+ * points at the YAML document after loading.
+ *
+ * Errors carry file:line:column (1-based) so `mayak config check` can report every
+ * problem at once, not just the first. `${NAME}` in any scalar is replaced by the
+ * environment variable NAME (an unset variable is an error naming it; `$${` writes a
+ * literal `${`).
+ */
+#ifndef MK_CONFIG_H
+#define MK_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/mk_buf.h"
+
+enum mk_provider_type {
+    MK_PROVIDER_OPENAI = 0,  /* any OpenAI-compatible server */
+    MK_PROVIDER_GIGACHAT,
+    MK_PROVIDER_YANDEXGPT,
+    MK_PROVIDER_LOCAL,       /* answers from the knowledge base, no LLM */
+};
+
+enum mk_route_policy {
+    MK_POLICY_PRIORITY = 0,  /* first healthy deployment in order; the rest are fallbacks */
+    MK_POLICY_WEIGHTED,      /* random by weight */
+    MK_POLICY_ROUND_ROBIN,
+    MK_POLICY_LEAST_LATENCY, /* lowest EWMA of time to first token */
+    MK_POLICY_LEAST_COST,    /* lowest price per 1k tokens (input + output) */
+};
+
+struct mk_price {
+    double input_per_1k;   /* currency units per 1,000 prompt tokens */
+    double output_per_1k;  /* per 1,000 completion tokens */
+};
+
+struct mk_provider_config {
+    char *name;
+    enum mk_provider_type type;
+    char *base_url;          /* openai: ".../v1"; gigachat: ".../api/v1"; yandexgpt: "https://llm.api.cloud.yandex.net" */
+    char *api_key;           /* openai: Bearer key; yandexgpt: Api-Key; may be NULL */
+    char *iam_token;         /* yandexgpt: Bearer IAM token instead of api_key */
+    char *folder_id;         /* yandexgpt */
+    char *auth_url;          /* gigachat OAuth token endpoint */
+    char *credentials;       /* gigachat: base64 client_id:secret for Basic auth */
+    char *scope;             /* gigachat: GIGACHAT_API_PERS | GIGACHAT_API_B2B | GIGACHAT_API_CORP */
+    char *ca_file;           /* custom CA bundle (GigaChat needs the Russian Trusted Root CA) */
+    bool insecure;           /* skip TLS verification; refused unless base_url is loopback */
+    char **tags;             /* "residency:ru" ... */
+    size_t ntags;
+    char **headers;          /* extra "Name: value" lines sent upstream */
+    size_t nheaders;
+    struct mk_price price;   /* default price for this provider's deployments */
+    char *health_path;       /* GET path for active health checks (relative to base_url); NULL = "/models" for openai */
+    int line, column;        /* where it was declared, for messages */
+};
+
+struct mk_deployment_config {
+    char *provider;          /* name of a provider */
+    char *model;             /* the upstream model name */
+    double weight;           /* weighted policy; default 1 */
+    int priority;            /* priority policy: lower goes first; default = position */
+    struct mk_price price;   /* overrides the provider's price when has_price */
+    bool has_price;
+    char **tags;             /* added to the provider's tags */
+    size_t ntags;
+    int line, column;
+};
+
+struct mk_timeouts {
+    uint32_t connect_ms, first_token_ms, chunk_gap_ms, total_ms;
+};
+
+struct mk_retry_config {
+    int max_attempts;        /* tries across deployments, first included; default 3 */
+    uint32_t backoff_base_ms;/* default 25 */
+    uint32_t backoff_max_ms; /* default 1000 */
+    double budget_ratio;     /* retries allowed as a share of requests (default 0.2) ... */
+    int budget_min_per_s;    /* ... plus this many per second regardless (default 10) */
+};
+
+struct mk_breaker_config {
+    int consecutive_failures;/* open after this many in a row; default 5 */
+    double error_rate;       /* or when the error share in the window exceeds this; default 0.5 */
+    int min_requests;        /* ... with at least this many requests in the window; default 20 */
+    uint32_t window_ms;      /* default 10000 */
+    uint32_t open_ms;        /* stay open this long before half-open probes; default 5000 */
+    int half_open_probes;    /* successes needed to close; default 2 */
+};
+
+struct mk_health_config {
+    bool enabled;            /* default true when a provider has a health path */
+    uint32_t interval_ms;    /* default 10000 */
+    uint32_t timeout_ms;     /* default 2000 */
+};
+
+struct mk_model_group_config {
+    char *name;
+    enum mk_route_policy policy;
+    struct mk_deployment_config *deployments;
+    size_t ndeployments;
+    char **require_tags;     /* compliance: every deployment used must carry these */
+    size_t nrequire_tags;
+    struct mk_timeouts timeouts;
+    struct mk_retry_config retry;
+    struct mk_breaker_config breaker;
+    struct mk_health_config health;
+    char **aliases;          /* other model names that select this group */
+    size_t naliases;
+    int line, column;
+};
+
+struct mk_config {
+    char *source;            /* file path, or "<embedded defaults>" */
+    char *listen_host;       /* default 127.0.0.1 */
+    int listen_port;         /* default 8080 */
+    char *data_dir;          /* default ./mayak-data */
+    char *log_level;         /* debug | info | warn | error; default info */
+    bool access_log;         /* default true */
+    uint32_t drain_timeout_ms;
+    int workers;             /* event loops; default 1 */
+    struct mk_provider_config *providers;
+    size_t nproviders;
+    struct mk_model_group_config *model_groups;
+    size_t nmodel_groups;
+    char *default_model_group; /* used when a request names no known model; NULL = none */
+};
+
+/* One problem found while loading. */
+struct mk_config_diag {
+    char *file;
+    int line, column;        /* 0 when unknown */
+    char *message;
+};
+
+struct mk_config_diags {
+    struct mk_config_diag *items;
+    size_t count;
+};
+
+/* The embedded defaults: listen 127.0.0.1:8080, data_dir ./mayak-data, one local
+ * provider answering from the knowledge base, model group "mayak-local" (alias
+ * "default"). Returns NULL only on out-of-memory. */
+struct mk_config *mk_config_default(void);
+
+/* Loads and validates a YAML file. On success returns 0 and *out. On failure returns
+ * MK_ECONFIG (or MK_EIO, MK_ETOOBIG) and fills diags with every problem found
+ * (diags may be NULL). Validation covers: unknown keys, wrong types, missing required
+ * keys, unknown provider types and policies, deployments naming unknown providers,
+ * duplicate names, bad URLs, bad listen addresses, negative numbers, unset env vars. */
+int mk_config_load(const char *path, struct mk_config **out, struct mk_config_diags *diags);
+/* Same from memory; `name` is used in messages. */
+int mk_config_load_string(const char *name, const char *yaml, size_t len, struct mk_config **out,
+                          struct mk_config_diags *diags);
+
+void mk_config_free(struct mk_config *cfg);              /* accepts NULL */
+void mk_config_diags_release(struct mk_config_diags *d); /* accepts NULL */
+/* "file:line:col: message\n" per problem. */
+int mk_config_diags_format(const struct mk_config_diags *d, mk_buf *out);
+
+const char *mk_provider_type_name(enum mk_provider_type t);
+const char *mk_route_policy_name(enum mk_route_policy p);
+
+#endif

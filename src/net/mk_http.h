@@ -1,0 +1,118 @@
+/*
+ * mk_http: the HTTP/1.1 server on libuv + http-parser.
+ *
+ * One server per loop. Keep-alive and pipelining: requests on one connection are
+ * handled one at a time in order; while one is in flight, reading pauses
+ * (pipelined bytes stay buffered, capped by MK_MAX_PIPELINED_BYTES).
+ * Every limit comes from mk_http_server_opts (defaults from mk_limits.h); a peer
+ * that breaks one gets a clear HTTP error (400/408/413/431/505) and a close.
+ *
+ * Ownership of a request: the server creates it when the header block and body are
+ * complete and calls the handler. The handler (or whoever it hands the request to)
+ * must finish it exactly once, by mk_http_respond() or by mk_http_stream_end()
+ * after mk_http_stream_start(). After that the request is freed; do not touch it.
+ * If the client disconnects first, the on_abort callback (if set) is called once;
+ * the owner must then stop its work and still finish the request (respond/stream
+ * calls on an aborted request write nothing and just do the bookkeeping).
+ * All calls happen on the loop thread.
+ */
+#ifndef MK_HTTP_H
+#define MK_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/mk_buf.h"
+#include "core/mk_pool.h"
+
+typedef struct mk_http_server mk_http_server;
+typedef struct mk_http_req mk_http_req;
+typedef struct mk_http_conn mk_http_conn;
+
+typedef struct mk_http_header {
+    mk_slice name;
+    mk_slice value;
+} mk_http_header;
+
+struct mk_http_req {
+    /* All slices point into memory owned by the request; valid until it finishes. */
+    const char *method;        /* "GET", "POST", ... (static string) */
+    mk_slice path;             /* percent-encoded path, without the query */
+    mk_slice query;            /* after '?', empty if none */
+    mk_http_header *headers;
+    size_t nheaders;
+    mk_slice body;             /* de-chunked body; NUL-terminated */
+    char request_id[17];       /* random, or the client's X-Request-Id if sane */
+    uint64_t received_us;      /* mk_now_us() when the request was complete */
+    int http_major, http_minor;
+    bool keep_alive;           /* the server's decision, after the client's wish */
+    char peer[64];             /* "127.0.0.1:54321" */
+    mk_pool *pool;             /* per-request pool, freed when the request finishes */
+    void *user;                /* for the handler */
+    mk_http_conn *conn;        /* private to the server */
+};
+
+typedef void (*mk_http_handler_fn)(mk_http_req *req, void *ctx);
+
+struct mk_http_server_opts {
+    size_t max_header_bytes;       /* 0 = MK_MAX_HEADER_BYTES */
+    size_t max_headers;            /* 0 = MK_MAX_HEADERS */
+    size_t max_body_bytes;         /* 0 = MK_MAX_BODY_BYTES */
+    uint32_t header_timeout_ms;    /* 0 = MK_HEADER_TIMEOUT_MS */
+    uint32_t body_timeout_ms;      /* 0 = MK_BODY_TIMEOUT_MS */
+    uint32_t keepalive_timeout_ms; /* 0 = MK_KEEPALIVE_TIMEOUT_MS */
+    size_t max_connections;        /* 0 = MK_MAX_CONNECTIONS */
+    const char *server_name;       /* "Server:" header; NULL = none */
+};
+
+/* Creates a server on `loop`. opts may be NULL. 0 or MK_ENOMEM. */
+int mk_http_server_new(uv_loop_t *loop, const struct mk_http_server_opts *opts,
+                       mk_http_handler_fn handler, void *ctx, mk_http_server **out);
+/* Binds and listens (IPv4 or IPv6 literal host; port 0 = any free port).
+ * SO_REUSEPORT is set so several loops/processes may share the port.
+ * 0, MK_EINVAL (bad address) or MK_EIO (bind/listen failed; errno-style message logged). */
+int mk_http_server_listen(mk_http_server *s, const char *host, int port);
+/* The bound port (useful after port 0). */
+int mk_http_server_port(const mk_http_server *s);
+/* Number of open connections and of requests being handled. */
+size_t mk_http_server_connections(const mk_http_server *s);
+size_t mk_http_server_inflight(const mk_http_server *s);
+/* Graceful stop: close the listener, close idle connections, let in-flight requests
+ * finish (their connections close after the response). `done` runs once when no
+ * connection is left. */
+void mk_http_server_drain(mk_http_server *s, void (*done)(void *arg), void *arg);
+/* Closes everything at once (aborting in-flight requests) and frees the server once
+ * libuv has released the handles; run the loop afterwards until it is empty.
+ * Accepts NULL. */
+void mk_http_server_free(mk_http_server *s);
+
+/* Case-insensitive header lookup; empty slice (ptr NULL) when absent. */
+mk_slice mk_http_req_header(const mk_http_req *req, const char *name);
+
+/* Complete response. `headers` are extra headers (e.g. Content-Type); the server adds
+ * Content-Length, Connection, Date and X-Request-Id itself. Body is copied.
+ * Returns 0 (also when the client already left). Finishes the request. */
+int mk_http_respond(mk_http_req *req, int status, const mk_http_header *headers, size_t nheaders,
+                    const char *body, size_t len);
+
+/* Streaming response with chunked transfer encoding (HTTP/1.1) or close-delimited
+ * (HTTP/1.0). After start, write any number of times, then end (which finishes the
+ * request). Data is copied. write returns MK_ECANCELLED once the client has gone. */
+int mk_http_stream_start(mk_http_req *req, int status, const mk_http_header *headers, size_t nheaders);
+int mk_http_stream_write(mk_http_req *req, const char *data, size_t len);
+int mk_http_stream_end(mk_http_req *req);
+/* Bytes written but not yet taken by the kernel: callers slow down above
+ * MK_MAX_WRITE_QUEUE_BYTES. */
+size_t mk_http_req_write_queue_bytes(const mk_http_req *req);
+
+/* Called once if the client disconnects (or the server is freed) before the request
+ * is finished. Set it before starting asynchronous work. */
+void mk_http_req_on_abort(mk_http_req *req, void (*fn)(mk_http_req *req, void *arg), void *arg);
+bool mk_http_req_aborted(const mk_http_req *req);
+
+/* Reason phrase for a status code ("OK", "Not Found"...). */
+const char *mk_http_status_text(int status);
+
+#endif
