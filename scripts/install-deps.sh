@@ -16,6 +16,7 @@ BUILD_PACKAGES=(
   libgcrypt20-dev         # Streebog (GOST R 34.11-2012), hashing
   libsodium-dev           # randomness, constant-time compare, Ed25519
   libutf8proc-dev         # Unicode normalisation
+  libstemmer-dev          # Snowball stemming (ru/en) for knowledge-base search
 )
 
 TEST_PACKAGES=(
@@ -47,7 +48,18 @@ fi
 
 if [ "${1:-}" = "--test" ]; then
   # The openai npm SDK drives Mayak as a real client does (tests/integration/node).
-  if [ -f tests/integration/node/package.json ] && [ ! -d tests/integration/node/node_modules/openai ]; then
-    (cd tests/integration/node && npm install --no-audit --no-fund --silent)
+  # Found from the script's own place, so it works from any directory; (re)installed
+  # from the lockfile when missing or not the pinned version.
+  node_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/integration/node"
+  if [ -f "$node_dir/package.json" ]; then
+    (
+      cd "$node_dir"
+      want_ver=$(node -p 'require("./package.json").dependencies.openai')
+      have_ver=$(node -p 'require("./node_modules/openai/package.json").version' 2>/dev/null || true)
+      if [ "$want_ver" != "$have_ver" ]; then
+        if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error
+        else npm install --no-audit --no-fund --loglevel=error; fi
+      fi
+    )
   fi
 fi

@@ -6,7 +6,8 @@
  * Errors carry file:line:column (1-based) so `mayak config check` can report every
  * problem at once, not just the first. `${NAME}` in any scalar is replaced by the
  * environment variable NAME (an unset variable is an error naming it; `$${` writes a
- * literal `${`).
+ * literal `${`; `${NAME:-default}` uses `default` when NAME is unset or empty).
+ * docs/CONFIG.md documents every key.
  */
 #ifndef MK_CONFIG_H
 #define MK_CONFIG_H
@@ -134,6 +135,7 @@ struct mk_config_diag {
     char *file;
     int line, column;        /* 0 when unknown */
     char *message;
+    bool warning;            /* added: true for advice that does not stop loading */
 };
 
 struct mk_config_diags {
@@ -158,10 +160,35 @@ int mk_config_load_string(const char *name, const char *yaml, size_t len, struct
 
 void mk_config_free(struct mk_config *cfg);              /* accepts NULL */
 void mk_config_diags_release(struct mk_config_diags *d); /* accepts NULL */
-/* "file:line:col: message\n" per problem. */
+/* "file:line:col: message\n" per problem (":line:col" left out when 0; warnings read
+ * "file:line:col: warning: message"). Appends to out; MK_ENOMEM / MK_ETOOBIG from mk_buf. */
 int mk_config_diags_format(const struct mk_config_diags *d, mk_buf *out);
 
 const char *mk_provider_type_name(enum mk_provider_type t);
 const char *mk_route_policy_name(enum mk_route_policy p);
+
+/* --- Added beyond the original contract -------------------------------------------
+ * Diagnostics: a successful load may still leave warnings in diags (unused providers,
+ * deployments lacking a group's require_tags, unreadable ca_file). Loads append to
+ * diags; start with a zeroed struct. */
+
+/* True when d holds at least one non-warning entry. Accepts NULL (false). */
+bool mk_config_diags_has_errors(const struct mk_config_diags *d);
+
+/* Parse a name as written in YAML ("openai", "least_cost"); MK_EINVAL when unknown. */
+int mk_provider_type_parse(const char *s);
+int mk_route_policy_parse(const char *s);
+
+/* Provider by exact name; NULL when none. The pointer lives as long as cfg. */
+const struct mk_provider_config *mk_config_find_provider(const struct mk_config *cfg, const char *name);
+/* Model group whose name or one of whose aliases equals `model`; NULL when none. */
+const struct mk_model_group_config *mk_config_find_group(const struct mk_config *cfg, const char *model);
+
+/* SIGHUP reload: compares the newly loaded `next` with the `running` config and appends
+ * a warning to diags (if not NULL) for each setting that only a restart applies
+ * (listen, data_dir, workers). Returns how many such settings changed (0 = all of
+ * `next` can be applied live) or MK_ENOMEM. Neither config is modified. */
+int mk_config_reload_check(const struct mk_config *running, const struct mk_config *next,
+                           struct mk_config_diags *diags);
 
 #endif

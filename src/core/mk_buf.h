@@ -49,7 +49,7 @@ static inline int mk_buf_append_str(mk_buf *b, const char *s) { return mk_buf_ap
 static inline int mk_buf_append_slice(mk_buf *b, mk_slice s) { return mk_buf_append(b, s.ptr, s.len); }
 int mk_buf_append_char(mk_buf *b, char c);
 int mk_buf_printf(mk_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int mk_buf_vprintf(mk_buf *b, const char *fmt, va_list ap);
+int mk_buf_vprintf(mk_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Append `s` as a JSON string literal, quotes included. Invalid UTF-8 is replaced
  * by U+FFFD so the output is always valid JSON. */
 int mk_buf_append_json_string(mk_buf *b, const char *s, size_t len);

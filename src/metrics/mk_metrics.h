@@ -51,15 +51,35 @@ enum mk_metric_id {
     MK_METRIC_COUNT
 };
 
-/* labels: exactly as many values as the row has label names (NULL when none).
- * Values are copied on first use. Unknown ids are ignored. */
+/* Most series one metric may hold. Label values come from our own tables (routes,
+ * deployments, statuses), so real use stays in the hundreds; the cap stops a bug or
+ * a hostile value from growing memory without bound. Samples for new series past it
+ * are dropped (one warning is logged per metric). */
+#define MK_METRICS_MAX_SERIES 10000
+
+/* labels: exactly as many values as the row has label names (NULL when none; a NULL
+ * array for a row with labels makes the call a no-op; a NULL element counts as "").
+ * Values are copied on first use. Unknown ids are ignored, as are calls that do not
+ * fit the type: add works on counters (v >= 0 only: counters never go down) and
+ * gauges (any sign), set on gauges, observe on histograms (NaN ignored). Metrics never
+ * fail the caller: on out-of-memory the sample is dropped. */
 void mk_metric_add(enum mk_metric_id id, const char *const *labels, double v);
 static inline void mk_metric_inc(enum mk_metric_id id, const char *const *labels) { mk_metric_add(id, labels, 1); }
 void mk_metric_set(enum mk_metric_id id, const char *const *labels, double v);
 void mk_metric_observe(enum mk_metric_id id, const char *const *labels, double seconds);
 
-/* Appends the whole registry in Prometheus text format 0.0.4. 0 or MK_ENOMEM. */
+/* Appends the whole registry in Prometheus text format 0.0.4: # HELP and # TYPE for
+ * every metric of the map (label-less counters and gauges render 0 before first use),
+ * series in creation order, histograms as cumulative _bucket{le=...} incl. +Inf, then
+ * _sum and _count. Label values are escaped (\\, \", \n) and invalid UTF-8 in them
+ * becomes U+FFFD. 0, MK_ENOMEM, or MK_ETOOBIG when out's cap is reached; on failure
+ * out is left as it was. */
 int mk_metrics_render(mk_buf *out);
+/* Formats a sample value as the exposition wants it: integral values (|v| < 2^53)
+ * without exponent or fraction, others in the shortest of %.15g/%.16g/%.17g that
+ * reads back to the same double, NaN, +Inf, -Inf. out needs >= 32 bytes (else
+ * MK_EINVAL). 0 on success. */
+int mk_metrics_format_number(char *out, size_t outlen, double v);
 /* Forget every series (tests). */
 void mk_metrics_reset(void);
 /* Current value of a counter/gauge series, or of a histogram's count; 0 if absent (tests). */

@@ -14,6 +14,12 @@
  * If the client disconnects first, the on_abort callback (if set) is called once;
  * the owner must then stop its work and still finish the request (respond/stream
  * calls on an aborted request write nothing and just do the bookkeeping).
+ * A client that closes or half-closes its side (EOF) while a request is in flight
+ * counts as gone. on_abort is always called from the loop, never from inside one of
+ * the owner's own calls into this module (a failed write marks the request aborted
+ * and the callback follows from the loop).
+ * Upgrade requests (WebSocket) arrive as ordinary requests: switching protocols is
+ * not offered by this server.
  * All calls happen on the loop thread.
  */
 #ifndef MK_HTTP_H
@@ -44,7 +50,8 @@ struct mk_http_req {
     mk_http_header *headers;
     size_t nheaders;
     mk_slice body;             /* de-chunked body; NUL-terminated */
-    char request_id[17];       /* random, or the client's X-Request-Id if sane */
+    char request_id[17];       /* random (16 hex), or the client's X-Request-Id if it is
+                                  1-16 chars of [A-Za-z0-9._-] (what fits here) */
     uint64_t received_us;      /* mk_now_us() when the request was complete */
     int http_major, http_minor;
     bool keep_alive;           /* the server's decision, after the client's wish */
@@ -67,7 +74,9 @@ struct mk_http_server_opts {
     const char *server_name;       /* "Server:" header; NULL = none */
 };
 
-/* Creates a server on `loop`. opts may be NULL. 0 or MK_ENOMEM. */
+/* Creates a server on `loop`. opts may be NULL; each 0 field takes its default and
+ * larger values are capped at it (mk_limits.h). 0, MK_ENOMEM, or MK_EINVAL (no loop
+ * or handler; server_name with CR/LF or longer than MK_MAX_NAME_BYTES). */
 int mk_http_server_new(uv_loop_t *loop, const struct mk_http_server_opts *opts,
                        mk_http_handler_fn handler, void *ctx, mk_http_server **out);
 /* Binds and listens (IPv4 or IPv6 literal host; port 0 = any free port).
@@ -80,19 +89,23 @@ int mk_http_server_port(const mk_http_server *s);
 size_t mk_http_server_connections(const mk_http_server *s);
 size_t mk_http_server_inflight(const mk_http_server *s);
 /* Graceful stop: close the listener, close idle connections, let in-flight requests
- * finish (their connections close after the response). `done` runs once when no
- * connection is left. */
+ * finish (their connections close after the response). `done` runs once, from the
+ * loop, when no connection is left; it may call mk_http_server_free(). A second
+ * drain, or a drain after free, is ignored; free before `done` cancels it. */
 void mk_http_server_drain(mk_http_server *s, void (*done)(void *arg), void *arg);
 /* Closes everything at once (aborting in-flight requests) and frees the server once
- * libuv has released the handles; run the loop afterwards until it is empty.
- * Accepts NULL. */
+ * libuv has released the handles and every aborted request was finished by its
+ * owner; run the loop afterwards until it is empty. Accepts NULL. */
 void mk_http_server_free(mk_http_server *s);
 
 /* Case-insensitive header lookup; empty slice (ptr NULL) when absent. */
 mk_slice mk_http_req_header(const mk_http_req *req, const char *name);
 
 /* Complete response. `headers` are extra headers (e.g. Content-Type); the server adds
- * Content-Length, Connection, Date and X-Request-Id itself. Body is copied.
+ * Content-Length, Connection, Date and X-Request-Id itself (a caller's headers of
+ * those names, and any header with CR/LF/NUL or a bad name, are dropped). 1xx/204/
+ * 304 get neither body nor Content-Length; HEAD gets the length but no body.
+ * Body is copied.
  * Returns 0 (also when the client already left). Finishes the request. */
 int mk_http_respond(mk_http_req *req, int status, const mk_http_header *headers, size_t nheaders,
                     const char *body, size_t len);

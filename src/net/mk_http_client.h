@@ -13,6 +13,16 @@
  * freed. mk_http_call_cancel() stops a call at once: no callback runs afterwards
  * (on_done included) and the call is freed. All callbacks run on the loop thread;
  * a callback may cancel its own call (then no further callback follows).
+ * Call objects are pooled and reused: a call handle must not be used after on_done
+ * returns or after cancel (it may already belong to a new call).
+ *
+ * Requests: http:// and https:// URLs only; redirects are not followed (a 3xx is a
+ * response like any other); HTTP/1.1; proxies from http_proxy/https_proxy/no_proxy
+ * are honoured. Header lines are "Name: value" ("Name:" removes a header curl would
+ * add). No "Expect: 100-continue"; a body sent without a Content-Type line goes
+ * without one. No compression is asked for unless the caller passes an
+ * Accept-Encoding line; then curl decodes the reply, so on_data/on_done always see
+ * plain bytes.
  */
 #ifndef MK_HTTP_CLIENT_H
 #define MK_HTTP_CLIENT_H
@@ -67,7 +77,9 @@ void mk_http_call_cancel(mk_http_call *call);
 /* A response header of the call (case-insensitive), valid during callbacks after
  * on_response; empty slice when absent. */
 mk_slice mk_http_call_response_header(const mk_http_call *call, const char *name);
-/* Microseconds from start to connection established / to first byte; 0 if not yet. */
+/* Microseconds from start to connection established (TLS included; tiny for a reused
+ * connection) / to the first body byte (end of headers when the body is empty); 0 if
+ * not yet. */
 uint64_t mk_http_call_connect_us(const mk_http_call *call);
 uint64_t mk_http_call_first_byte_us(const mk_http_call *call);
 /* Calls currently running. */

@@ -1,0 +1,245 @@
+/*
+ * app: one event loop's serving life — start, SIGHUP reload, SIGTERM drain, stop.
+ *
+ * Reload builds a new generation (config + router) and swaps it in; requests already
+ * running keep the generation they started with until they finish, and connections
+ * are never dropped. Drain stops accepting, lets in-flight requests and streams
+ * finish up to drain_timeout_ms, then closes whatever is left.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/mk_error.h"
+#include "core/mk_limits.h"
+#include "core/mk_log.h"
+#include "core/mk_rand.h"
+#include "metrics/mk_metrics.h"
+#include "mk_api.h"
+
+struct mk_generation *mk_generation_new(struct mk_config *cfg, int *err)
+{
+    struct mk_generation *g = calloc(1, sizeof *g);
+    if (!g) {
+        *err = MK_ENOMEM;
+        return NULL;
+    }
+    *err = mk_router_new(cfg, &g->router);
+    if (*err) {
+        free(g);
+        return NULL;
+    }
+    g->config = cfg;
+    g->refs = 1;
+    return g;
+}
+
+void mk_generation_ref(struct mk_generation *g) { g->refs++; }
+
+void mk_generation_unref(struct mk_generation *g)
+{
+    if (!g || --g->refs > 0) return;
+    mk_router_unref(g->router); /* the router points into the config: free it first */
+    mk_config_free(g->config);
+    free(g);
+}
+
+static void apply_log_settings(const struct mk_config *cfg)
+{
+    int level = cfg->log_level ? mk_log_level_parse(cfg->log_level) : MK_LOG_INFO;
+    mk_log_set_level(level < 0 ? MK_LOG_INFO : (enum mk_log_level)level);
+}
+
+static void reload(mk_app *app)
+{
+    if (!app->config_path) {
+        mk_log(MK_LOG_INFO, "reload_skipped", "reason", "running on the embedded defaults; there is no file to re-read",
+               NULL);
+        return;
+    }
+    struct mk_config *cfg = NULL;
+    struct mk_config_diags diags = {0};
+    int rc = mk_config_load(app->config_path, &cfg, &diags);
+    if (rc != 0) {
+        mk_buf text = MK_BUF_INIT;
+        mk_config_diags_format(&diags, &text);
+        mk_log(MK_LOG_ERROR, "reload_failed", "file", app->config_path, "problems", text.data ? text.data : "",
+               "action", "keeping the running configuration", NULL);
+        mk_buf_release(&text);
+        mk_config_diags_release(&diags);
+        const char *labels[] = {"error"};
+        mk_metric_inc(MK_METRIC_CONFIG_RELOADS, labels);
+        return;
+    }
+    mk_config_diags_release(&diags);
+    const struct mk_config *old = app->gen->config;
+    if (strcmp(old->listen_host, cfg->listen_host) != 0 || old->listen_port != cfg->listen_port ||
+        strcmp(old->data_dir, cfg->data_dir) != 0)
+        mk_log(MK_LOG_WARN, "reload_partial", "reason", "listen and data_dir changes take effect after a restart", NULL);
+    int err;
+    struct mk_generation *g = mk_generation_new(cfg, &err);
+    if (!g) {
+        mk_log(MK_LOG_ERROR, "reload_failed", "error", mk_strerror(err), NULL);
+        mk_config_free(cfg);
+        const char *labels[] = {"error"};
+        mk_metric_inc(MK_METRIC_CONFIG_RELOADS, labels);
+        return;
+    }
+    mk_router_start_health(g->router, app->loop, app->client);
+    struct mk_generation *previous = app->gen;
+    app->gen = g;
+    /* The old router may live on while its requests finish; its health checks stop
+     * now so nothing of it outlives the shared client. */
+    mk_router_stop_health(previous->router);
+    mk_generation_unref(previous);
+    apply_log_settings(cfg);
+    const char *labels[] = {"ok"};
+    mk_metric_inc(MK_METRIC_CONFIG_RELOADS, labels);
+    mk_log(MK_LOG_INFO, "reloaded", "file", app->config_path, NULL);
+}
+
+static void on_signal_closed(uv_handle_t *h) { (void)h; }
+
+static void stop_now(mk_app *app)
+{
+    if (app->stopping) return;
+    app->stopping = true;
+    uv_close((uv_handle_t *)&app->sig_hup, on_signal_closed);
+    uv_close((uv_handle_t *)&app->sig_term, on_signal_closed);
+    uv_close((uv_handle_t *)&app->sig_int, on_signal_closed);
+    uv_timer_stop(&app->drain_timer);
+    uv_close((uv_handle_t *)&app->drain_timer, NULL);
+    uv_close((uv_handle_t *)&app->metrics_timer, NULL);
+    /* Order: the server first (its requests are aborted and finish, cancelling their
+     * upstream calls), then the routers (health checks use the client), then the client. */
+    mk_http_server_free(app->server);
+    app->server = NULL;
+    mk_router_stop_health(app->gen->router);
+    mk_generation_unref(app->gen);
+    app->gen = NULL;
+    mk_http_client_free(app->client);
+    app->client = NULL;
+}
+
+static void drained(void *arg)
+{
+    mk_app *app = arg;
+    mk_log(MK_LOG_INFO, "drained", NULL);
+    stop_now(app);
+}
+
+static void drain_deadline(uv_timer_t *t)
+{
+    mk_app *app = t->data;
+    mk_logf(MK_LOG_WARN, "drain_deadline", "%zu requests still in flight are cut off",
+            app->server ? mk_http_server_inflight(app->server) : 0);
+    stop_now(app);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    mk_app *app = h->data;
+    if (signum == SIGHUP) {
+        reload(app);
+        return;
+    }
+    if (app->draining) { /* a second SIGTERM/SIGINT: stop at once */
+        stop_now(app);
+        return;
+    }
+    app->draining = true;
+    uint32_t deadline = app->gen->config->drain_timeout_ms ? app->gen->config->drain_timeout_ms
+                                                          : MK_DEFAULT_DRAIN_TIMEOUT_MS;
+    mk_logf(MK_LOG_INFO, "draining", "signal %d: finishing %zu in-flight requests within %u ms", signum,
+            mk_http_server_inflight(app->server), deadline);
+    uv_timer_start(&app->drain_timer, drain_deadline, deadline, 0);
+    mk_http_server_drain(app->server, drained, app);
+}
+
+/* Publishes router gauges now and then so they are fresh even without scrapes of
+ * /metrics doing it. */
+static void metrics_tick(uv_timer_t *t)
+{
+    mk_app *app = t->data;
+    if (app->gen) mk_router_export_metrics(app->gen->router);
+}
+
+static void close_leftover(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+int mk_app_run(struct mk_config *cfg, const char *config_path)
+{
+    if (mk_rand_init() != 0) {
+        fprintf(stderr, "mayak: cannot initialise the random number generator\n");
+        mk_config_free(cfg);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    apply_log_settings(cfg);
+    mk_app app_storage = {0}, *app = &app_storage;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    app->loop = &loop;
+    app->config_path = config_path ? strdup(config_path) : NULL;
+    int err;
+    app->gen = mk_generation_new(cfg, &err);
+    if (!app->gen) {
+        fprintf(stderr, "mayak: cannot start routing: %s\n", mk_strerror(err));
+        mk_config_free(cfg);
+        free(app->config_path);
+        uv_loop_close(&loop);
+        return 1;
+    }
+    if (mk_http_client_new(app->loop, &app->client) != 0) {
+        fprintf(stderr, "mayak: cannot create the upstream HTTP client\n");
+        return 1;
+    }
+    mk_router_start_health(app->gen->router, app->loop, app->client);
+    struct mk_http_server_opts opts = {.server_name = "mayak"};
+    if (mk_http_server_new(app->loop, &opts, mk_api_handle, app, &app->server) != 0 ||
+        mk_http_server_listen(app->server, cfg->listen_host, cfg->listen_port) != 0) {
+        fprintf(stderr, "mayak: cannot listen on %s:%d (in use, or not an address of this machine?)\n",
+                cfg->listen_host, cfg->listen_port);
+        app->exit_code = 1;
+        mk_http_server_free(app->server);
+        mk_generation_unref(app->gen);
+        mk_http_client_free(app->client);
+        uv_run(app->loop, UV_RUN_DEFAULT);
+        uv_loop_close(app->loop);
+        free(app->config_path);
+        return 1;
+    }
+    uv_signal_init(app->loop, &app->sig_hup);
+    uv_signal_init(app->loop, &app->sig_term);
+    uv_signal_init(app->loop, &app->sig_int);
+    app->sig_hup.data = app->sig_term.data = app->sig_int.data = app;
+    uv_signal_start(&app->sig_hup, on_signal, SIGHUP);
+    uv_signal_start(&app->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&app->sig_int, on_signal, SIGINT);
+    uv_timer_init(app->loop, &app->drain_timer);
+    app->drain_timer.data = app;
+    uv_timer_init(app->loop, &app->metrics_timer);
+    app->metrics_timer.data = app;
+    uv_timer_start(&app->metrics_timer, metrics_tick, 5000, 5000);
+    uv_unref((uv_handle_t *)&app->metrics_timer);
+
+    const char *version_label[] = {MAYAK_VERSION};
+    mk_metric_set(MK_METRIC_BUILD_INFO, version_label, 1);
+    char port[16];
+    snprintf(port, sizeof port, "%d", mk_http_server_port(app->server));
+    mk_log(MK_LOG_INFO, "listening", "host", cfg->listen_host, "port", port, "config",
+           config_path ? config_path : "<embedded defaults>", "version", MAYAK_VERSION, NULL);
+
+    uv_run(app->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(app->loop) == UV_EBUSY) {
+        uv_walk(app->loop, close_leftover, NULL);
+        uv_run(app->loop, UV_RUN_DEFAULT);
+        uv_loop_close(app->loop);
+    }
+    mk_log(MK_LOG_INFO, "stopped", NULL);
+    free(app->config_path);
+    return app->exit_code;
+}

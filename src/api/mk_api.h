@@ -1,0 +1,98 @@
+/*
+ * mk_api: the HTTP routes of Mayak and the application that serves them.
+ *
+ * mk_app owns one event loop's worth of serving: the HTTP server, the upstream
+ * client, the current "generation" (config + router, swapped on SIGHUP while
+ * requests in flight keep the one they started with), signal handling and draining.
+ *
+ * Routes are a table (routes.c); each handler gets a mk_ctx allocated in the
+ * request's pool and must finish the request through the mk_api_* helpers below,
+ * which also write the access log line and the HTTP metrics.
+ */
+#ifndef MK_API_H
+#define MK_API_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "config/mk_config.h"
+#include "net/mk_http.h"
+#include "net/mk_http_client.h"
+#include "pipeline/mk_pipeline.h"
+#include "router/mk_router.h"
+
+/* A config and the router built from it; refcounted so a reload never pulls them
+ * from under a request. */
+struct mk_generation {
+    struct mk_config *config;
+    mk_router *router;
+    int refs;
+};
+
+typedef struct mk_app {
+    uv_loop_t *loop;
+    char *config_path;             /* NULL = embedded defaults */
+    struct mk_generation *gen;     /* current */
+    mk_http_server *server;
+    mk_http_client *client;
+    uv_signal_t sig_hup, sig_term, sig_int;
+    uv_timer_t drain_timer;
+    uv_timer_t metrics_timer;
+    bool draining;
+    bool stopping;
+    int exit_code;
+} mk_app;
+
+/* Runs Mayak on the current thread until SIGTERM/SIGINT and the drain finish.
+ * Takes ownership of cfg. config_path (may be NULL) is re-read on SIGHUP.
+ * Returns the process exit status. */
+int mk_app_run(struct mk_config *cfg, const char *config_path);
+
+struct mk_generation *mk_generation_new(struct mk_config *cfg, int *err);
+void mk_generation_ref(struct mk_generation *g);
+void mk_generation_unref(struct mk_generation *g);
+
+/* The server's request handler (ctx = the mk_app). */
+void mk_api_handle(mk_http_req *req, void *app);
+
+/* ---- finishing a request (each runs the pipeline's on_end when the ctx went
+ * through the pipeline, writes the access log and metrics, and finishes req) ---- */
+void mk_api_send(mk_ctx *ctx, int status, const char *content_type, const char *body, size_t len);
+/* OpenAI error JSON: {"error":{"message","type","param","code"}}. code_name NULL =
+ * derived from the error; message NULL = the error table's message. If a stream has
+ * already started, sends an SSE error event and ends the stream without [DONE]. */
+void mk_api_fail(mk_ctx *ctx, int err, const char *message);
+void mk_api_fail_code(mk_ctx *ctx, int err, const char *code_name, const char *message);
+/* SSE: start (200, text/event-stream), one event's data payload, end ([DONE] first
+ * when done_marker). */
+int mk_api_stream_start(mk_ctx *ctx);
+int mk_api_stream_event(mk_ctx *ctx, const char *data, size_t len);
+void mk_api_stream_end(mk_ctx *ctx, bool done_marker);
+/* Replays a complete chat.completion JSON to the client in its mode: as is, or as an
+ * SSE stream of chunks (role, content pieces, finish, usage when asked). Used by
+ * the local responder and cache hits. */
+void mk_api_reply_completion(mk_ctx *ctx, const char *completion_json, size_t len);
+
+/* Route handlers. */
+void mk_api_chat(mk_ctx *ctx);
+void mk_api_embeddings(mk_ctx *ctx);
+void mk_api_models(mk_ctx *ctx);
+void mk_api_model_get(mk_ctx *ctx);
+void mk_api_metrics(mk_ctx *ctx);
+void mk_api_healthz(mk_ctx *ctx);
+void mk_api_readyz(mk_ctx *ctx);
+void mk_api_usage(mk_ctx *ctx);
+
+/* Parses a JSON request body within Mayak's limits (size, depth, strict UTF-8).
+ * On success *out is owned by the caller (json_object_put). On failure returns
+ * MK_EBADJSON/MK_EBADUTF8/MK_ETOOBIG and writes a reason to msg. */
+int mk_api_parse_json(mk_slice body, json_object **out, char *msg, size_t msglen);
+/* Parses req->body into ctx->body (owned by the request's pool). On failure the
+ * request is answered with the error and the code is returned. */
+int mk_api_parse_body(mk_ctx *ctx);
+/* Checks an OpenAI chat request: model (string), messages (non-empty array of
+ * objects with a known role and string/array/null content), stream (bool),
+ * stream_options, n == 1. 0 or MK_EINVAL with msg and *param naming the field. */
+int mk_api_validate_chat(json_object *body, char *msg, size_t msglen, const char **param);
+
+#endif

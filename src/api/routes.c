@@ -1,0 +1,279 @@
+/* routes: the route table, dispatch, and the helpers that finish every request
+ * (access log line, HTTP metrics, OpenAI-shaped errors, SSE framing). */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/mk_error.h"
+#include "core/mk_log.h"
+#include "core/mk_time.h"
+#include "metrics/mk_metrics.h"
+#include "mk_api.h"
+
+struct route {
+    const char *method;
+    const char *path;      /* exact path, or a prefix when it ends with '/' */
+    const char *name;      /* metrics label */
+    void (*handler)(mk_ctx *ctx);
+};
+
+/* OpenAI SDKs use base URLs with /v1; some clients omit it, so both are served. */
+static const struct route routes[] = {
+    {"POST", "/v1/chat/completions", "chat_completions", mk_api_chat},
+    {"POST", "/chat/completions", "chat_completions", mk_api_chat},
+    {"POST", "/v1/embeddings", "embeddings", mk_api_embeddings},
+    {"POST", "/embeddings", "embeddings", mk_api_embeddings},
+    {"GET", "/v1/models", "models", mk_api_models},
+    {"GET", "/models", "models", mk_api_models},
+    {"GET", "/v1/models/", "models", mk_api_model_get},
+    {"GET", "/metrics", "metrics", mk_api_metrics},
+    {"GET", "/healthz", "healthz", mk_api_healthz},
+    {"GET", "/readyz", "readyz", mk_api_readyz},
+    {"GET", "/api/v1/usage", "usage", mk_api_usage},
+};
+
+static bool path_matches(const struct route *r, mk_slice path)
+{
+    size_t n = strlen(r->path);
+    if (r->path[n - 1] == '/') return path.len > n && memcmp(path.ptr, r->path, n) == 0;
+    return mk_slice_eq_cstr(path, r->path);
+}
+
+static void ctx_fail_cb(mk_ctx *ctx, int code, const char *message) { mk_api_fail(ctx, code, message); }
+
+void mk_api_handle(mk_http_req *req, void *app_arg)
+{
+    mk_app *app = app_arg;
+    mk_ctx *ctx = mk_pool_alloc(req->pool, sizeof *ctx);
+    if (!ctx) {
+        mk_http_respond(req, 500, NULL, 0, NULL, 0);
+        return;
+    }
+    ctx->req = req;
+    ctx->pool = req->pool;
+    ctx->app = app;
+    ctx->start_us = req->received_us;
+    ctx->tenant = "default";
+    ctx->principal = "anonymous";
+    ctx->fail = ctx_fail_cb;
+    mk_metric_add(MK_METRIC_REQUESTS_INFLIGHT, NULL, 1);
+
+    bool path_known = false;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (!path_matches(&routes[i], req->path)) continue;
+        path_known = true;
+        bool head_as_get = strcmp(req->method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0;
+        if (strcmp(req->method, routes[i].method) != 0 && !head_as_get) continue;
+        ctx->route = routes[i].name;
+        routes[i].handler(ctx);
+        return;
+    }
+    ctx->route = path_known ? "method_not_allowed" : "not_found";
+    if (path_known)
+        mk_api_fail_code(ctx, MK_EMETHOD, "method_not_allowed", "method not allowed for this path");
+    else
+        mk_api_fail_code(ctx, MK_ENOTFOUND, "not_found", "unknown path");
+}
+
+/* ---- finishing --------------------------------------------------------------- */
+
+static void append_kv_str(mk_buf *b, const char *k, const char *v)
+{
+    mk_buf_printf(b, ",\"%s\":", k);
+    if (v) mk_buf_append_json_string(b, v, strlen(v));
+    else mk_buf_append(b, "null", 4);
+}
+
+static void access_log(mk_ctx *ctx, uint64_t now)
+{
+    mk_app *app = ctx->app;
+    if (app && app->gen && !app->gen->config->access_log) return;
+    if (mk_log_min_level > MK_LOG_INFO) return;
+    mk_http_req *req = ctx->req;
+    mk_buf b = MK_BUF_INIT;
+    char when[40];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    mk_buf_printf(&b, "{\"ts\":\"%s.%03ldZ\",\"level\":\"info\",\"event\":\"access\"", when, ts.tv_nsec / 1000000);
+    append_kv_str(&b, "request_id", req->request_id);
+    append_kv_str(&b, "method", req->method);
+    mk_buf_append(&b, ",\"path\":", 8);
+    mk_buf_append_json_string(&b, req->path.ptr, req->path.len);
+    append_kv_str(&b, "peer", req->peer);
+    mk_buf_printf(&b, ",\"status\":%d,\"duration_us\":%llu", ctx->status,
+                  (unsigned long long)(now - ctx->start_us));
+    if (ctx->group) {
+        append_kv_str(&b, "model_group", ctx->group->config->name);
+        append_kv_str(&b, "deployment", ctx->deployment ? ctx->deployment->label : NULL);
+        mk_buf_printf(&b, ",\"attempts\":%d,\"stream\":%s,\"overhead_us\":%llu", ctx->attempts,
+                      ctx->stream ? "true" : "false", (unsigned long long)ctx->overhead_us);
+        if (ctx->has_usage)
+            mk_buf_printf(&b, ",\"prompt_tokens\":%lld,\"completion_tokens\":%lld",
+                          (long long)ctx->usage.prompt_tokens, (long long)ctx->usage.completion_tokens);
+        if (ctx->stream_failed) mk_buf_append_str(&b, ",\"stream_failed\":true");
+    }
+    if (ctx->error) append_kv_str(&b, "error", mk_error_name(ctx->error));
+    mk_buf_append_char(&b, '}');
+    mk_log_raw_json(b.data, b.len);
+    mk_buf_release(&b);
+}
+
+/* Common end of every request: pipeline on_end (model requests), metrics, log,
+ * generation reference. The caller then finishes req. */
+static void before_finish(mk_ctx *ctx)
+{
+    uint64_t now = mk_now_us();
+    if (ctx->group) mk_pipeline_end(ctx);
+    char status[16];
+    snprintf(status, sizeof status, "%d", ctx->status);
+    const char *labels[] = {ctx->route ? ctx->route : "unknown", ctx->req->method, status};
+    mk_metric_inc(MK_METRIC_REQUESTS, labels);
+    const char *route_label[] = {labels[0]};
+    mk_metric_observe(MK_METRIC_REQUEST_DURATION, route_label, (double)(now - ctx->start_us) / 1e6);
+    if (ctx->group) {
+        uint64_t total = now - ctx->start_us;
+        if (!ctx->stream_started)
+            ctx->overhead_us = total > ctx->upstream_us ? total - ctx->upstream_us : 0;
+        mk_metric_observe(MK_METRIC_GATEWAY_OVERHEAD, route_label, (double)ctx->overhead_us / 1e6);
+    }
+    mk_metric_add(MK_METRIC_REQUESTS_INFLIGHT, NULL, -1);
+    access_log(ctx, now);
+    if (ctx->generation) {
+        mk_generation_unref(ctx->generation);
+        ctx->generation = NULL;
+    }
+}
+
+/* Response headers Mayak adds to model responses. */
+static size_t gateway_headers(mk_ctx *ctx, mk_http_header *h, size_t cap, char *overhead, size_t overhead_len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ctx->nextra_headers && n < cap; i++) h[n++] = ctx->extra_headers[i];
+    if (ctx->group && n + 4 <= cap) {
+        /* overhead holds two numbers: the attempts count after the overhead's NUL */
+        char *attempts = overhead + overhead_len / 2;
+        snprintf(attempts, overhead_len / 2, "%d", ctx->attempts);
+        h[n++] = (mk_http_header){MK_SLICE_LIT("x-mayak-attempts"), mk_slice_cstr(attempts)};
+        h[n++] = (mk_http_header){MK_SLICE_LIT("x-mayak-model-group"), mk_slice_cstr(ctx->group->config->name)};
+        if (ctx->deployment)
+            h[n++] = (mk_http_header){MK_SLICE_LIT("x-mayak-deployment"), mk_slice_cstr(ctx->deployment->label)};
+        snprintf(overhead, overhead_len / 2, "%llu", (unsigned long long)ctx->overhead_us);
+        h[n++] = (mk_http_header){MK_SLICE_LIT("x-mayak-overhead-us"), mk_slice_cstr(overhead)};
+    }
+    return n;
+}
+
+void mk_api_send(mk_ctx *ctx, int status, const char *content_type, const char *body, size_t len)
+{
+    ctx->status = status;
+    if (ctx->group) {
+        uint64_t total = mk_now_us() - ctx->start_us;
+        ctx->overhead_us = total > ctx->upstream_us ? total - ctx->upstream_us : 0;
+    }
+    mk_http_header h[24];
+    char overhead[48];
+    size_t n = gateway_headers(ctx, h, 22, overhead, sizeof overhead);
+    h[n++] = (mk_http_header){MK_SLICE_LIT("Content-Type"), mk_slice_cstr(content_type)};
+    before_finish(ctx);
+    mk_http_req *req = ctx->req;
+    mk_http_respond(req, status, h, n, body, len);
+}
+
+static const char *default_code_name(int err)
+{
+    switch (err) {
+    case MK_EBADJSON: return "invalid_json";
+    case MK_EBADUTF8: return "invalid_utf8";
+    case MK_ETOOBIG: return "request_too_large";
+    case MK_ENOTFOUND: return "not_found";
+    case MK_EUNAUTHORIZED: return "invalid_api_key";
+    case MK_ERATE_LIMITED: return "rate_limit_exceeded";
+    case MK_EUPSTREAM_RATE: return "upstream_rate_limited";
+    case MK_EUPSTREAM_TIMEOUT: return "upstream_timeout";
+    case MK_EUPSTREAM_BADREPLY: return "upstream_bad_reply";
+    case MK_EUPSTREAM_AUTH: return "upstream_auth_failed";
+    case MK_EUPSTREAM_CLIENT: return "upstream_rejected";
+    case MK_EUPSTREAM: return "upstream_error";
+    case MK_ENO_DEPLOYMENT: return "no_deployment_available";
+    default: return NULL;
+    }
+}
+
+static void error_json(mk_buf *b, int err, const char *code_name, const char *message)
+{
+    if (!message) message = mk_strerror(err);
+    if (!code_name) code_name = default_code_name(err);
+    mk_buf_append_str(b, "{\"error\":{\"message\":");
+    mk_buf_append_json_string(b, message, strlen(message));
+    mk_buf_append_str(b, ",\"type\":");
+    const char *type = mk_error_openai_type(err);
+    mk_buf_append_json_string(b, type, strlen(type));
+    mk_buf_append_str(b, ",\"param\":null,\"code\":");
+    if (code_name) mk_buf_append_json_string(b, code_name, strlen(code_name));
+    else mk_buf_append_str(b, "null");
+    mk_buf_append_str(b, "}}");
+}
+
+void mk_api_fail_code(mk_ctx *ctx, int err, const char *code_name, const char *message)
+{
+    ctx->error = err;
+    mk_buf b = MK_BUF_INIT;
+    error_json(&b, err, code_name, message);
+    if (ctx->stream_started) {
+        /* Too late for a status code: the client learns of the failure from an error
+         * event, and the missing [DONE] tells it the stream did not end cleanly. */
+        ctx->stream_failed = true;
+        const char *reason[] = {mk_error_name(err)};
+        mk_metric_inc(MK_METRIC_STREAM_ERRORS, reason);
+        mk_api_stream_event(ctx, b.data, b.len);
+        mk_buf_release(&b);
+        mk_api_stream_end(ctx, false);
+        return;
+    }
+    mk_api_send(ctx, mk_error_http_status(err), "application/json", b.data, b.len);
+    mk_buf_release(&b);
+}
+
+void mk_api_fail(mk_ctx *ctx, int err, const char *message) { mk_api_fail_code(ctx, err, NULL, message); }
+
+int mk_api_stream_start(mk_ctx *ctx)
+{
+    if (ctx->stream_started) return 0;
+    ctx->stream_started = true;
+    ctx->status = 200;
+    uint64_t total = mk_now_us() - ctx->start_us;
+    ctx->overhead_us = total > ctx->upstream_us ? total - ctx->upstream_us : 0;
+    mk_http_header h[24];
+    char overhead[48];
+    size_t n = gateway_headers(ctx, h, 20, overhead, sizeof overhead);
+    h[n++] = (mk_http_header){MK_SLICE_LIT("Content-Type"), MK_SLICE_LIT("text/event-stream; charset=utf-8")};
+    h[n++] = (mk_http_header){MK_SLICE_LIT("Cache-Control"), MK_SLICE_LIT("no-cache")};
+    h[n++] = (mk_http_header){MK_SLICE_LIT("X-Accel-Buffering"), MK_SLICE_LIT("no")};
+    mk_metric_add(MK_METRIC_STREAMS_INFLIGHT, NULL, 1);
+    return mk_http_stream_start(ctx->req, 200, h, n);
+}
+
+int mk_api_stream_event(mk_ctx *ctx, const char *data, size_t len)
+{
+    /* One write per event keeps the frame whole in one chunk. */
+    mk_buf b = MK_BUF_INIT;
+    int rc = mk_buf_reserve(&b, len + 8);
+    if (rc == 0) {
+        mk_buf_append(&b, "data: ", 6);
+        mk_buf_append(&b, data, len);
+        mk_buf_append(&b, "\n\n", 2);
+        rc = mk_http_stream_write(ctx->req, b.data, b.len);
+    }
+    mk_buf_release(&b);
+    return rc;
+}
+
+void mk_api_stream_end(mk_ctx *ctx, bool done_marker)
+{
+    if (done_marker) mk_http_stream_write(ctx->req, "data: [DONE]\n\n", 14);
+    mk_metric_add(MK_METRIC_STREAMS_INFLIGHT, NULL, -1);
+    before_finish(ctx);
+    mk_http_stream_end(ctx->req);
+}

@@ -1,0 +1,10 @@
+/* The pipeline's filters, in the order a request meets them (see mk_pipeline.h).
+ * Adding a filter: write filter_<name>.c defining its ops, add one line here. */
+#include "mk_pipeline.h"
+
+extern const struct mk_filter_ops mk_filter_accounting;
+
+const struct mk_filter_ops *const mk_pipeline_filters[] = {
+    &mk_filter_accounting, /* last on the way out: counts what every filter above decided */
+    NULL,
+};
