@@ -5,6 +5,7 @@
 #   make fuzz       build the libFuzzer targets in build-fuzz/
 #   make bench      run the benchmarks (see bench/README.md)
 JOBS ?= $(shell nproc)
+MAKEFLAGS += --no-print-directory
 CMAKE ?= cmake
 
 .PHONY: all build test test-fast asan fuzz bench clean run
@@ -21,7 +22,7 @@ asan:
 
 fuzz:
 	@$(CMAKE) -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMAYAK_FUZZ=ON -DCMAKE_C_COMPILER=clang >/dev/null
-	@$(CMAKE) --build build-fuzz -j $(JOBS)
+	@$(CMAKE) --build build-fuzz -j $(JOBS) --target fuzz_all
 
 # Every test: the normal build, the ASan+UBSan build, and each fuzz target replaying its corpus.
 test: build asan fuzz

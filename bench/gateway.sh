@@ -66,6 +66,7 @@ overhead() {
     fi
     result "gateway overhead p50" "$(calc "$m50 - $d50") µs (Mayak $m50 µs − direct $d50 µs)"
     result "gateway overhead p99" "$(calc "$m99 - $d99") µs (Mayak $m99 µs − direct $d99 µs)"
+    result "service time (from the actual send) p50 / p99" "Mayak $(kv "$m" service_us p50) / $(kv "$m" service_us p99) µs, direct $(kv "$d" service_us p50) / $(kv "$d" service_us p99) µs (when these are far below the latencies above, requests queued: the rate was beyond what the core could serve)"
     result "achieved rate" "direct $(kv "$d" result achieved_rps)/s, Mayak $(kv "$m" result achieved_rps)/s (target $OVERHEAD_RATE/s)"
     result "errors" "direct $(kv "$d" result errors), Mayak $(kv "$m" result errors)"
     local hn
@@ -87,8 +88,10 @@ start_portkey() {
     local dir="$BENCH/peers/portkey"
     command -v node >/dev/null || { echo "bench: node is not installed" >&2; return 1; }
     if [ ! -f "$dir/node_modules/@portkey-ai/gateway/package.json" ]; then
-        echo "\$ (cd bench/peers/portkey && npm install --no-audit --no-fund)"
-        (cd "$dir" && timeout 300 npm install --no-audit --no-fund >"$BENCH_TMP/npm.log" 2>&1) || {
+        local how=install
+        [ -f "$dir/package-lock.json" ] && how=ci # exactly the locked versions
+        echo "\$ (cd bench/peers/portkey && npm $how --no-audit --no-fund)"
+        (cd "$dir" && timeout 300 npm "$how" --no-audit --no-fund >"$BENCH_TMP/npm.log" 2>&1) || {
             tail -20 "$BENCH_TMP/npm.log" >&2; return 1; }
     fi
     PK_PORT="$(free_port)"
@@ -101,7 +104,8 @@ throughput() {
     section "Throughput with keep-alive (wrk -t1 -c$THROUGHPUT_CONNECTIONS -d$THROUGHPUT_DURATION, POST)"
     say "Gateway on CPU $MAYAK_CPU; fake and wrk on CPU $LOAD_CPU."
     local url_f="http://$HOST:$F_PORT/v1/chat/completions" url_m="http://$HOST:$M_PORT/v1/chat/completions"
-    local wrk_args=(-t1 "-c$THROUGHPUT_CONNECTIONS" "-d$THROUGHPUT_DURATION" --latency -s "$BENCH/post.lua")
+    # --timeout 5s: wrk counts a reply slower than its 2 s default as a socket error.
+    local wrk_args=(-t1 "-c$THROUGHPUT_CONNECTIONS" "-d$THROUGHPUT_DURATION" --timeout 5s --latency -s "$BENCH/post.lua")
     local limit=60
     local d="$BENCH_TMP/wrk-direct.txt" m="$BENCH_TMP/wrk-mayak.txt" p="$BENCH_TMP/wrk-portkey.txt"
     timeout 30 "${PIN_LOAD[@]}" wrk -t1 -c16 -d2s -s "$BENCH/post.lua" "$url_m" -- "$BODY" "$AUTH" >/dev/null 2>&1

@@ -85,7 +85,13 @@ run() {
     cmdline="$(printf '%q ' "$@")"
     echo "\$ $cmdline"
     local rc=0
-    timeout -k 5 "$limit" "$@" >"$out" 2>&1 || rc=$?
+    # In the background and waited for, so a signal to this script runs the cleanup at
+    # once (bash defers traps until a foreground child ends) and stops this one too.
+    timeout -k 5 "$limit" "$@" >"$out" 2>&1 &
+    local pid=$!
+    BG_PIDS+=("$pid")
+    wait "$pid" || rc=$?
+    forget_pid "$pid"
     sed 's/^/    /' "$out"
     if [ -n "$BENCH_RESULTS" ]; then
         { echo '```'; echo "\$ $cmdline"; cat "$out"; echo '```'; } >>"$BENCH_RESULTS"
@@ -130,9 +136,16 @@ bg_start() {
     disown "$BG_PID" 2>/dev/null || true
 }
 
+forget_pid() { # PID: no longer ours to stop at exit
+    local keep=() p
+    for p in "${BG_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    BG_PIDS=("${keep[@]}")
+}
+
 # bg_stop PID: stops one process we started.
 bg_stop() {
     local pid="$1" deadline=$((SECONDS + 5))
+    forget_pid "$pid"
     kill -TERM "$pid" 2>/dev/null || return 0
     while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.05; done
     kill -KILL "$pid" 2>/dev/null || true
@@ -149,6 +162,7 @@ need_bins() {
 }
 
 # start_fake NAME -> FAKE_PORT, FAKE_PID
+# shellcheck disable=SC2034  # FAKE_PID and MAYAK_PID are for the scripts that source this
 start_fake() {
     FAKE_PORT="$(free_port)"
     bg_start "$1" "${PIN_LOAD[@]}" "$FAKE_BIN" --port "$FAKE_PORT"
@@ -203,6 +217,7 @@ EOF
 }
 
 # start_mayak NAME CONFIG PORT -> MAYAK_PID
+# shellcheck disable=SC2034
 start_mayak() {
     local name="$1" cfg="$2" port="$3"
     bg_start "$name" "${PIN_MAYAK[@]}" "$MAYAK_BIN" serve --config "$cfg"

@@ -51,17 +51,19 @@ cat "$OUT"
 
 rc=0
 part() { # LIMIT_S SCRIPT ARGS...
-    local limit="$1"; shift
+    local limit="$1" script="$2"; shift 2
     echo
-    echo ">>> bench/$*"
+    echo ">>> bench/$script $*"
     local prc=0
-    timeout -k 10 "$limit" bash "$BENCH/$@" || prc=$?
+    # On the time limit the script gets SIGTERM and stops what it started (within
+    # seconds); KILL only if it has not exited a minute later.
+    timeout -k 60 "$limit" bash "$BENCH/$script" "$@" || prc=$?
     if [ "$prc" -ne 0 ]; then
         rc=1
         local why="exit status $prc"
         [ "$prc" -eq 124 ] && why="time limit of ${limit}s reached"
-        printf '\n**bench/%s did not finish cleanly (%s).**\n' "$*" "$why" >>"$OUT"
-        echo "bench: bench/$* did not finish cleanly ($why)" >&2
+        printf '\n**bench/%s %s did not finish cleanly (%s).**\n' "$script" "$*" "$why" >>"$OUT"
+        echo "bench: bench/$script $* did not finish cleanly ($why)" >&2
     fi
 }
 part 900 gateway.sh all

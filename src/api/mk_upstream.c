@@ -335,6 +335,8 @@ void mk_attempt_begin(struct mk_attempt *at)
     start_pick(at, d);
 }
 
+static void unref_generation(void *gen) { mk_generation_unref(gen); }
+
 int mk_api_bind_group(mk_ctx *ctx)
 {
     mk_app *app = ctx->app;
@@ -346,6 +348,12 @@ int mk_api_bind_group(mk_ctx *ctx)
         char msg[MK_MAX_NAME_BYTES + 64];
         snprintf(msg, sizeof msg, "The model '%.*s' does not exist", MK_MAX_NAME_BYTES, model ? model : "");
         mk_api_fail_code(ctx, MK_ENOTFOUND, "model_not_found", msg);
+        return -1;
+    }
+    /* Dropped when the request's pool is freed: after every cleanup registered later
+     * (decoders, provider state) has run, since pool cleanups run last-in first-out. */
+    if (mk_pool_on_free(ctx->pool, unref_generation, gen) != 0) {
+        mk_api_fail(ctx, MK_ENOMEM, NULL);
         return -1;
     }
     mk_generation_ref(gen);

@@ -121,7 +121,7 @@ static void access_log(mk_ctx *ctx, uint64_t now)
 }
 
 /* Common end of every request: pipeline on_end (model requests), metrics, log,
- * generation reference. The caller then finishes req. */
+ * The caller then finishes req; the generation reference goes with the pool. */
 static void before_finish(mk_ctx *ctx)
 {
     uint64_t now = mk_now_us();
@@ -140,10 +140,6 @@ static void before_finish(mk_ctx *ctx)
     }
     mk_metric_add(MK_METRIC_REQUESTS_INFLIGHT, NULL, -1);
     access_log(ctx, now);
-    if (ctx->generation) {
-        mk_generation_unref(ctx->generation);
-        ctx->generation = NULL;
-    }
 }
 
 /* Response headers Mayak adds to model responses. */
