@@ -566,6 +566,7 @@ int mk_http_server_new(uv_loop_t *loop, const struct mk_http_server_opts *opts,
     s->body_timeout_ms = (uint32_t)pick(opts->body_timeout_ms, MK_BODY_TIMEOUT_MS);
     s->keepalive_timeout_ms = (uint32_t)pick(opts->keepalive_timeout_ms, MK_KEEPALIVE_TIMEOUT_MS);
     s->max_connections = pick(opts->max_connections, MK_MAX_CONNECTIONS);
+    s->reuse_port = opts->reuse_port;
     uv_idle_init(loop, &s->idle);
     s->idle.data = s;
     *out = s;
@@ -616,10 +617,10 @@ int mk_http_server_listen(mk_http_server *s, const char *host, int port)
         return MK_EIO;
     }
     int one = 1;
-    /* SO_REUSEPORT lets one loop per core (or several processes) share the port and
-     * the kernel spread connections among them. */
+    /* SO_REUSEPORT lets one loop per core share the port and the kernel spread
+     * connections among them; only on request (see mk_http_server_opts). */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+        (s->reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ||
         bind(fd, (struct sockaddr *)&ss, sl) != 0) {
         int e = errno;
         close(fd);

@@ -72,6 +72,9 @@ struct mk_http_server_opts {
     uint32_t keepalive_timeout_ms; /* 0 = MK_KEEPALIVE_TIMEOUT_MS */
     size_t max_connections;        /* 0 = MK_MAX_CONNECTIONS */
     const char *server_name;       /* "Server:" header; NULL = none */
+    bool reuse_port;               /* SO_REUSEPORT: several loops of ONE process share the port.
+                                      Off by default so a second server started on a busy port
+                                      fails loudly instead of silently splitting its traffic. */
 };
 
 /* Creates a server on `loop`. opts may be NULL; each 0 field takes its default and
@@ -80,7 +83,7 @@ struct mk_http_server_opts {
 int mk_http_server_new(uv_loop_t *loop, const struct mk_http_server_opts *opts,
                        mk_http_handler_fn handler, void *ctx, mk_http_server **out);
 /* Binds and listens (IPv4 or IPv6 literal host; port 0 = any free port).
- * SO_REUSEPORT is set so several loops/processes may share the port.
+ * SO_REUSEPORT is set only when opts.reuse_port asks for it.
  * 0, MK_EINVAL (bad address) or MK_EIO (bind/listen failed; errno-style message logged). */
 int mk_http_server_listen(mk_http_server *s, const char *host, int port);
 /* The bound port (useful after port 0). */

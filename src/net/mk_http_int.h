@@ -143,6 +143,7 @@ struct mk_http_server {
     struct mk_http_limits lim;
     uint32_t header_timeout_ms, body_timeout_ms, keepalive_timeout_ms;
     size_t max_connections;
+    bool reuse_port;
     char *server_name;             /* owned; NULL = no Server header */
     int port;
     bool listener_init, listener_closed, idle_closed;

@@ -33,6 +33,12 @@ void fake_openai_models(fake_server *fs, mk_http_req *req)
 {
     static const char *const ids[] = {"gpt-4o-mini", "gpt-4o", "fake-model", "text-embedding-3-small"};
     if (!authorized(fs, req)) return;
+    /* A deployment that is down (a failing mode) fails its model list too: this is
+     * the path Mayak's active health checks probe on OpenAI-compatible servers. */
+    if (fs->mode.opts.status >= 400) {
+        fake_send_error(fs, req, FAKE_WIRE_OPENAI, fs->mode.opts.status, "the fake is down (mode)", NULL);
+        return;
+    }
     mk_buf b = MK_BUF_INIT;
     mk_buf_append_str(&b, "{\"object\":\"list\",\"data\":[");
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)

@@ -134,7 +134,7 @@ class Mayak:
         cmd += list(args)
         self.proc = Process(cmd, cwd=workdir, env=env, name=f"mayak-{self.port}")
         self.url = f"http://127.0.0.1:{self.port}"
-        wait_for(lambda: requests.get(self.url + "/healthz", timeout=1).status_code == 200 or not self.proc.alive(),
+        wait_for(lambda: not self.proc.alive() or requests.get(self.url + "/healthz", timeout=1).status_code == 200,
                  what="mayak to listen")
         if not self.proc.alive():
             raise AssertionError("mayak exited at start:\n" + self.proc.output())

@@ -227,3 +227,23 @@ model_groups:
     r = m.chat("third time lucky")
     assert r.status_code == 200, r.text
     assert chat_calls(fake) == 3
+
+
+def test_active_health_checks_take_a_dead_deployment_out(fake_factory, mayak_factory):
+    a, b = fake_factory(), fake_factory()
+    group = "    health: {enabled: true, interval_ms: 200, timeout_ms: 150}\n"
+    m = mayak_factory(two_provider_config(a, b, "priority", group_extra=group))
+    assert served_by(m.chat("hi")) == "a/model-a"
+    a.mode(status=503)  # its /healthz now fails too
+
+    def a_unhealthy():
+        return 'mayak_deployment_healthy{deployment="a/model-a"} 0' in m.metrics()
+    wait_for(a_unhealthy, timeout=10, what="the health check to mark a unhealthy")
+    before = chat_calls(a)
+    for _ in range(5):
+        assert served_by(m.chat("hi")) == "b/model-b"
+    assert chat_calls(a) == before, "an unhealthy deployment is skipped without being tried"
+    a.mode(status=0)
+    wait_for(lambda: 'mayak_deployment_healthy{deployment="a/model-a"} 1' in m.metrics(), timeout=10,
+             what="a to be healthy again")
+    assert served_by(m.chat("hi")) == "a/model-a"
