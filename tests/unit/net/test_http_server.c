@@ -934,12 +934,29 @@ Test(http_server, listen_rejects_bad_address)
 
 Test(http_server, reuseport_lets_two_servers_share_a_port)
 {
+    struct mk_http_server_opts o = {.reuse_port = true};
+    start(&o);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    mk_http_server *s2;
+    cr_assert_eq(mk_http_server_new(&loop, &o, handler, NULL, &s2), 0);
+    cr_assert_eq(mk_http_server_listen(s2, "127.0.0.1", F.port), 0);
+    mk_http_server_free(s2);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+    stop();
+}
+
+/* Without reuse_port a second server on a busy port fails loudly instead of silently
+ * taking half of the first one's connections. */
+Test(http_server, busy_port_fails_without_reuseport)
+{
     start(NULL);
     uv_loop_t loop;
     uv_loop_init(&loop);
     mk_http_server *s2;
     cr_assert_eq(mk_http_server_new(&loop, NULL, handler, NULL, &s2), 0);
-    cr_assert_eq(mk_http_server_listen(s2, "127.0.0.1", F.port), 0);
+    cr_assert_eq(mk_http_server_listen(s2, "127.0.0.1", F.port), MK_EIO);
     mk_http_server_free(s2);
     uv_run(&loop, UV_RUN_DEFAULT);
     cr_assert_eq(uv_loop_close(&loop), 0);
