@@ -201,7 +201,7 @@ static void on_reply(struct mk_attempt *at, int status, mk_slice body, mk_http_c
     at->ctx->has_usage = true;
     at->ctx->first_token_us = mk_now_us();
     mk_attempt_succeeded(at);
-    mk_api_send(at->ctx, 200, "application/json", out.data, out.len);
+    mk_api_reply_completion(at->ctx, out.data, out.len);
     mk_buf_release(&out);
 }
 

@@ -68,9 +68,10 @@ void mk_api_fail_code(mk_ctx *ctx, int err, const char *code_name, const char *m
 int mk_api_stream_start(mk_ctx *ctx);
 int mk_api_stream_event(mk_ctx *ctx, const char *data, size_t len);
 void mk_api_stream_end(mk_ctx *ctx, bool done_marker);
-/* Replays a complete chat.completion JSON to the client in its mode: as is, or as an
- * SSE stream of chunks (role, content pieces, finish, usage when asked). Used by
- * the local responder and cache hits. */
+/* Answers with a complete chat.completion JSON in the client's mode: through the
+ * filters' on_response as is, or as an SSE stream of chunks (role, content pieces,
+ * finish, usage when asked) through their on_chunk. Used for upstream answers that
+ * were not streamed, the local responder and cache hits. */
 void mk_api_reply_completion(mk_ctx *ctx, const char *completion_json, size_t len);
 
 /* Route handlers. */

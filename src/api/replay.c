@@ -22,7 +22,12 @@ static int emit(mk_ctx *ctx, mk_buf *chunk, const char *content, size_t content_
 void mk_api_reply_completion(mk_ctx *ctx, const char *completion_json, size_t len)
 {
     if (!ctx->stream) {
-        mk_api_send(ctx, 200, "application/json", completion_json, len);
+        mk_buf body = MK_BUF_INIT;
+        int rc = mk_buf_append(&body, completion_json, len);
+        if (rc == 0) rc = mk_pipeline_response(ctx, &body);
+        if (rc != 0) mk_api_fail(ctx, rc, NULL);
+        else mk_api_send(ctx, 200, "application/json", body.data, body.len);
+        mk_buf_release(&body);
         return;
     }
     json_object *root = json_tokener_parse(completion_json);

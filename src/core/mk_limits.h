@@ -55,8 +55,13 @@
 #define MK_DEFAULT_TOTAL_TIMEOUT_MS 600000
 /* Attempts per request across deployments (first try + retries). */
 #define MK_MAX_ATTEMPTS 8
-/* Idle upstream connections kept per host, for keep-alive under load. */
-#define MK_UPSTREAM_MAX_HOST_CONNECTIONS 256
+/* Connections open at once to one upstream host. A streaming LLM call holds its
+ * connection for the whole answer, so this bounds concurrent streams per provider:
+ * 10,000 held streams must fit. Beyond it calls queue inside libcurl. */
+#define MK_UPSTREAM_MAX_HOST_CONNECTIONS 16384
+/* Idle keep-alive connections kept for reuse across all hosts: enough for a burst at
+ * 20k requests/s without re-handshaking, small enough not to hoard descriptors. */
+#define MK_UPSTREAM_MAX_IDLE_CONNECTIONS 1024
 
 /* --- Config ----------------------------------------------------------------- */
 #define MK_MAX_CONFIG_BYTES (4 * 1024 * 1024)

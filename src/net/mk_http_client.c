@@ -35,7 +35,7 @@
 /* Idle connections kept in the cache over all hosts: a few providers, each allowed
  * MK_UPSTREAM_MAX_HOST_CONNECTIONS. curl's own default (4 x handles in use) would
  * drop most of a burst's connections as soon as the burst ends. */
-#define MAX_CACHED_CONNECTIONS (4 * MK_UPSTREAM_MAX_HOST_CONNECTIONS)
+#define MAX_CACHED_CONNECTIONS MK_UPSTREAM_MAX_IDLE_CONNECTIONS
 /* Response header bytes kept per call (the last response only). Provider replies
  * carry a few KB; curl itself refuses a single line over 100 KB. */
 #define MAX_RESPONSE_HEADER_BYTES (64 * 1024)

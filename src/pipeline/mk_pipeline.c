@@ -40,6 +40,17 @@ void mk_pipeline_resume(mk_ctx *ctx, int rc)
     run_from(ctx);
 }
 
+int mk_pipeline_response(mk_ctx *ctx, mk_buf *body)
+{
+    for (size_t i = 0; mk_pipeline_filters[i]; i++) {
+        const struct mk_filter_ops *f = mk_pipeline_filters[i];
+        if (!f->on_response) continue;
+        int rc = f->on_response(ctx, body);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
 int mk_pipeline_chunk(mk_ctx *ctx, struct mk_chunk *chunk)
 {
     for (size_t i = 0; mk_pipeline_filters[i]; i++) {

@@ -6,6 +6,8 @@
  *               answer it itself (a cache hit), or reject it (a guard, a limit).
  *               A filter may also go asynchronous (MK_FILTER_PENDING) and resume the
  *               pipeline later with mk_pipeline_resume().
+ *   on_response a complete (non-streamed) answer on the way out, in order: may rewrite
+ *               it (restore masked personal data) or reject it (output checks).
  *   on_chunk    each streamed chunk on the way out, in order: may rewrite the text,
  *               hold it back, or stop the stream (streaming guard).
  *   on_end      once per request, in reverse order, after the response is finished:
@@ -52,6 +54,10 @@ struct mk_filter_ops {
     /* Return an mk_filter_result, or a negative MK_E* code to reject the request with
      * that error (the pipeline answers in OpenAI's error shape). */
     int (*on_request)(mk_ctx *ctx);
+    /* A complete chat.completion (or embeddings list) JSON in `body`, which the filter
+     * may replace. 0 to pass it on, or a negative MK_E* to answer with that error
+     * instead (fail closed: an output check that errors blocks). */
+    int (*on_response)(mk_ctx *ctx, mk_buf *body);
     /* 0 to pass the chunk on, MK_FILTER_DONE to stop the stream after this point
      * (the terminal cancels the upstream call), negative to fail the stream. */
     int (*on_chunk)(mk_ctx *ctx, struct mk_chunk *chunk);
@@ -116,6 +122,8 @@ extern const struct mk_filter_ops *const mk_pipeline_filters[];
 void mk_pipeline_start(mk_ctx *ctx);
 /* Continue after a filter returned MK_FILTER_PENDING: rc is that filter's final result. */
 void mk_pipeline_resume(mk_ctx *ctx, int rc);
+/* Pass a complete answer through every filter's on_response; 0 or an error. */
+int mk_pipeline_response(mk_ctx *ctx, mk_buf *body);
 /* Pass a chunk through every filter's on_chunk; returns 0, MK_FILTER_DONE or an error. */
 int mk_pipeline_chunk(mk_ctx *ctx, struct mk_chunk *chunk);
 /* Run every on_end (reverse order). Call exactly once, right before the request is
