@@ -122,6 +122,13 @@ static void stop_now(mk_app *app)
     app->client = NULL;
 }
 
+/* After the loop has ended: nothing can use the services any more. */
+static void close_services(mk_app *app)
+{
+    mk_services_free(app->services);
+    app->services = NULL;
+}
+
 static void drained(void *arg)
 {
     mk_app *app = arg;
@@ -193,6 +200,16 @@ int mk_app_run(struct mk_config *cfg, const char *config_path)
         uv_loop_close(&loop);
         return 1;
     }
+    mk_buf why = MK_BUF_INIT;
+    if (mk_services_open(cfg, &app->services, &why) != 0) {
+        fprintf(stderr, "mayak: cannot open the data in %s: %s\n", cfg->data_dir, why.data ? why.data : "");
+        mk_buf_release(&why);
+        mk_generation_unref(app->gen);
+        free(app->config_path);
+        uv_loop_close(&loop);
+        return 1;
+    }
+    mk_buf_release(&why);
     if (mk_http_client_new(app->loop, &app->client) != 0) {
         fprintf(stderr, "mayak: cannot create the upstream HTTP client\n");
         return 1;
@@ -209,6 +226,7 @@ int mk_app_run(struct mk_config *cfg, const char *config_path)
         mk_http_client_free(app->client);
         uv_run(app->loop, UV_RUN_DEFAULT);
         uv_loop_close(app->loop);
+        close_services(app);
         free(app->config_path);
         return 1;
     }
@@ -239,6 +257,7 @@ int mk_app_run(struct mk_config *cfg, const char *config_path)
         uv_run(app->loop, UV_RUN_DEFAULT);
         uv_loop_close(app->loop);
     }
+    close_services(app);
     mk_log(MK_LOG_INFO, "stopped", NULL);
     free(app->config_path);
     return app->exit_code;

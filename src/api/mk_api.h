@@ -19,6 +19,7 @@
 #include "net/mk_http.h"
 #include "net/mk_http_client.h"
 #include "pipeline/mk_pipeline.h"
+#include "pipeline/mk_services.h"
 #include "router/mk_router.h"
 
 /* A config and the router built from it; refcounted so a reload never pulls them
@@ -35,6 +36,7 @@ typedef struct mk_app {
     struct mk_generation *gen;     /* current */
     mk_http_server *server;
     mk_http_client *client;
+    struct mk_services *services;  /* store, audit log, ... shared by all requests */
     uv_signal_t sig_hup, sig_term, sig_int;
     uv_timer_t drain_timer;
     uv_timer_t metrics_timer;

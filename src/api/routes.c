@@ -12,23 +12,24 @@
 struct route {
     const char *method;
     const char *path;      /* exact path, or a prefix when it ends with '/' */
-    const char *name;      /* metrics label */
+    const char *name;      /* metrics label, and the audit record's action */
     void (*handler)(mk_ctx *ctx);
+    bool audited;          /* API calls are audited; probes and scrapes are not */
 };
 
 /* OpenAI SDKs use base URLs with /v1; some clients omit it, so both are served. */
 static const struct route routes[] = {
-    {"POST", "/v1/chat/completions", "chat_completions", mk_api_chat},
-    {"POST", "/chat/completions", "chat_completions", mk_api_chat},
-    {"POST", "/v1/embeddings", "embeddings", mk_api_embeddings},
-    {"POST", "/embeddings", "embeddings", mk_api_embeddings},
-    {"GET", "/v1/models", "models", mk_api_models},
-    {"GET", "/models", "models", mk_api_models},
-    {"GET", "/v1/models/", "models", mk_api_model_get},
+    {"POST", "/v1/chat/completions", "chat_completions", mk_api_chat, true},
+    {"POST", "/chat/completions", "chat_completions", mk_api_chat, true},
+    {"POST", "/v1/embeddings", "embeddings", mk_api_embeddings, true},
+    {"POST", "/embeddings", "embeddings", mk_api_embeddings, true},
+    {"GET", "/v1/models", "models", mk_api_models, true},
+    {"GET", "/models", "models", mk_api_models, true},
+    {"GET", "/v1/models/", "models", mk_api_model_get, true},
     {"GET", "/metrics", "metrics", mk_api_metrics},
     {"GET", "/healthz", "healthz", mk_api_healthz},
     {"GET", "/readyz", "readyz", mk_api_readyz},
-    {"GET", "/api/v1/usage", "usage", mk_api_usage},
+    {"GET", "/api/v1/usage", "usage", mk_api_usage, true},
 };
 
 static bool path_matches(const struct route *r, mk_slice path)
@@ -39,6 +40,8 @@ static bool path_matches(const struct route *r, mk_slice path)
 }
 
 static void ctx_fail_cb(mk_ctx *ctx, int code, const char *message) { mk_api_fail(ctx, code, message); }
+
+static void ctx_release(void *ctx) { mk_ctx_release(ctx); }
 
 void mk_api_handle(mk_http_req *req, void *app_arg)
 {
@@ -55,6 +58,8 @@ void mk_api_handle(mk_http_req *req, void *app_arg)
     ctx->tenant = "default";
     ctx->principal = "anonymous";
     ctx->fail = ctx_fail_cb;
+    ctx->services = app->services;
+    mk_pool_on_free(req->pool, ctx_release, ctx);
     mk_metric_add(MK_METRIC_REQUESTS_INFLIGHT, NULL, 1);
 
     bool path_known = false;
@@ -64,10 +69,12 @@ void mk_api_handle(mk_http_req *req, void *app_arg)
         bool head_as_get = strcmp(req->method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0;
         if (strcmp(req->method, routes[i].method) != 0 && !head_as_get) continue;
         ctx->route = routes[i].name;
+        ctx->audited = routes[i].audited;
         routes[i].handler(ctx);
         return;
     }
     ctx->route = path_known ? "method_not_allowed" : "not_found";
+    ctx->audited = true;
     if (path_known)
         mk_api_fail_code(ctx, MK_EMETHOD, "method_not_allowed", "method not allowed for this path");
     else
@@ -125,7 +132,7 @@ static void access_log(mk_ctx *ctx, uint64_t now)
 static void before_finish(mk_ctx *ctx)
 {
     uint64_t now = mk_now_us();
-    if (ctx->group) mk_pipeline_end(ctx);
+    if (ctx->group || ctx->audited) mk_pipeline_end(ctx);
     char status[16];
     snprintf(status, sizeof status, "%d", ctx->status);
     const char *labels[] = {ctx->route ? ctx->route : "unknown", ctx->req->method, status};

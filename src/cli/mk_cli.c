@@ -8,9 +8,38 @@
 #include <string.h>
 
 #include "api/mk_api.h"
+#include "audit/mk_audit.h"
+#include "auth/mk_keys.h"
+#include "guard/mk_injection.h"
 #include "config/mk_config.h"
 #include "core/mk_buf.h"
 #include "core/mk_error.h"
+
+/* Commands with options of their own get argv untouched (after the command name);
+ * --config is still honoured to find data_dir. */
+struct passthrough {
+    const char *name;
+    const char *usage;
+    int (*run)(int argc, char **argv, const char *data_dir);
+};
+
+static int run_keys(int argc, char **argv, const char *data_dir) { return mk_keys_cli_main(argc, argv, data_dir); }
+static int run_audit(int argc, char **argv, const char *data_dir) { return mk_audit_cli_main(argc, argv, data_dir); }
+/* guard's parser wants the command word first ("guard train ..."). */
+static int run_guard(int argc, char **argv, const char *data_dir)
+{
+    if (argc < 1 || strcmp(argv[0], "train") != 0) {
+        fprintf(stderr, "usage: mayak guard train --data FILE.jsonl [--data FILE...] --out MODEL\n");
+        return 2;
+    }
+    return mk_guard_train_main(argc + 1, argv - 1);
+}
+
+static const struct passthrough passthroughs[] = {
+    {"keys", "keys create|list|rotate|revoke ...   manage API keys (mayak keys help)", run_keys},
+    {"audit", "audit verify|export|pubkey ...       check and export the audit chain", run_audit},
+    {"guard", "guard train --data F --out M         train the prompt-injection classifier", run_guard},
+};
 
 struct cli_opts {
     const char *config_path;
@@ -128,12 +157,33 @@ static int print_usage(FILE *f)
 {
     fprintf(f, "usage: mayak <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) fprintf(f, "  %s\n", commands[i].usage);
+    for (size_t i = 0; i < sizeof passthroughs / sizeof passthroughs[0]; i++)
+        fprintf(f, "  %s\n", passthroughs[i].usage);
     fprintf(f, "\noptions (every command):\n  --config FILE   YAML configuration (see docs/CONFIG.md)\n");
     return f == stderr ? 2 : 0;
 }
 
+static int run_passthrough(const struct passthrough *p, int argc, char **argv)
+{
+    const char *config_path = NULL;
+    for (int i = 2; i < argc; i++) {
+        if ((strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) && i + 1 < argc)
+            config_path = argv[i + 1];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            config_path = argv[i] + 9;
+    }
+    struct mk_config *cfg = load_config(config_path);
+    if (!cfg) return 1;
+    int rc = p->run(argc - 2, argv + 2, cfg->data_dir);
+    mk_config_free(cfg);
+    return rc;
+}
+
 int mk_cli_main(int argc, char **argv)
 {
+    if (argc >= 2)
+        for (size_t i = 0; i < sizeof passthroughs / sizeof passthroughs[0]; i++)
+            if (strcmp(argv[1], passthroughs[i].name) == 0) return run_passthrough(&passthroughs[i], argc, argv);
     struct cli_opts o = {0};
     const char *name = NULL;
     for (int i = 1; i < argc; i++) {

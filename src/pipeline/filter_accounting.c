@@ -103,6 +103,7 @@ void mk_accounting_reset(void)
 
 static void accounting_end(mk_ctx *ctx)
 {
+    if (!ctx->group) return; /* not a model request */
     const char *group = ctx->group ? ctx->group->config->name : "none";
     const char *dep = ctx->deployment ? ctx->deployment->label : (ctx->cache_hit ? "cache" : "none");
     char status[16];

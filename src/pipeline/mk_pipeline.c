@@ -1,6 +1,8 @@
 /* mk_pipeline: runs the filter chain over one request context (see mk_pipeline.h). */
 #include "mk_pipeline.h"
 
+#include <string.h>
+
 #include "core/mk_error.h"
 
 static size_t filter_count(void)
@@ -76,4 +78,18 @@ void mk_ctx_add_header(mk_ctx *ctx, const char *name, const char *value)
     mk_http_header *h = &ctx->extra_headers[ctx->nextra_headers++];
     h->name = mk_slice_cstr(mk_pool_strdup(ctx->pool, name));
     h->value = mk_slice_cstr(mk_pool_strdup(ctx->pool, value));
+}
+
+void mk_ctx_add_verdict(mk_ctx *ctx, const char *name, const char *json_value)
+{
+    mk_buf_append_char(&ctx->verdicts, ctx->verdicts.len ? ',' : '{');
+    mk_buf_append_json_string(&ctx->verdicts, name, strlen(name));
+    mk_buf_append_char(&ctx->verdicts, ':');
+    mk_buf_append_str(&ctx->verdicts, json_value);
+}
+
+void mk_ctx_release(mk_ctx *ctx)
+{
+    mk_buf_release(&ctx->verdicts);
+    mk_buf_release(&ctx->answer);
 }

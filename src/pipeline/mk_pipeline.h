@@ -71,6 +71,7 @@ struct mk_ctx {
     void *generation;            /* the API layer's config/router reference, dropped at the end */
     enum mk_ctx_kind kind;
     const char *route;           /* metrics label of the route */
+    bool audited;                /* the end of this request is recorded (on_end runs) */
     json_object *body;           /* parsed request body (owned: released with the pool) */
     const char *model;           /* as the client named it */
     mk_router *router;           /* a reference held for the request's life */
@@ -102,6 +103,15 @@ struct mk_ctx {
     uint64_t first_token_us;     /* when the first token reached the client, 0 if none */
     uint64_t overhead_us;        /* gateway's own time as reported in x-mayak-overhead-us */
 
+    /* services shared by every request of this process (store, audit, guards...) */
+    struct mk_services *services;
+    /* Each guard's verdict as `"name":{...}` members, joined into one JSON object for
+     * the audit record (mk_ctx_add_verdict). */
+    mk_buf verdicts;
+    /* The answer as the client received it (content text), kept for the audit digest
+     * only when an audit log is open. */
+    mk_buf answer;
+
     /* extra response headers filters want sent (e.g. verdicts); pool-allocated */
     mk_http_header extra_headers[16];
     size_t nextra_headers;
@@ -129,6 +139,11 @@ int mk_pipeline_chunk(mk_ctx *ctx, struct mk_chunk *chunk);
 /* Run every on_end (reverse order). Call exactly once, right before the request is
  * finished (while ctx->req is still valid). */
 void mk_pipeline_end(mk_ctx *ctx);
+
+/* Adds `"name":json_value` to ctx->verdicts. json_value must be valid JSON. */
+void mk_ctx_add_verdict(mk_ctx *ctx, const char *name, const char *json_value);
+/* Releases the ctx's own buffers; the API layer runs it when the request's pool goes. */
+void mk_ctx_release(mk_ctx *ctx);
 
 /* Adds a response header (name/value copied into the pool). Ignored beyond 16. */
 void mk_ctx_add_header(mk_ctx *ctx, const char *name, const char *value);
