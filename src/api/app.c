@@ -72,11 +72,29 @@ static void reload(mk_app *app)
         mk_metric_inc(MK_METRIC_CONFIG_RELOADS, labels);
         return;
     }
-    mk_config_diags_release(&diags);
+    /* Warnings for what a reload cannot change (listen, data_dir, workers); those
+     * keep their running values so the config in force says what is true. */
     const struct mk_config *old = app->gen->config;
-    if (strcmp(old->listen_host, cfg->listen_host) != 0 || old->listen_port != cfg->listen_port ||
-        strcmp(old->data_dir, cfg->data_dir) != 0)
-        mk_log(MK_LOG_WARN, "reload_partial", "reason", "listen and data_dir changes take effect after a restart", NULL);
+    mk_config_reload_check(old, cfg, &diags);
+    if (diags.count) {
+        mk_buf text = MK_BUF_INIT;
+        mk_config_diags_format(&diags, &text);
+        mk_log(MK_LOG_WARN, "reload_warnings", "file", app->config_path, "warnings", text.data ? text.data : "", NULL);
+        mk_buf_release(&text);
+    }
+    mk_config_diags_release(&diags);
+    char *keep_host = strdup(old->listen_host), *keep_dir = strdup(old->data_dir);
+    if (keep_host && keep_dir) {
+        free(cfg->listen_host);
+        free(cfg->data_dir);
+        cfg->listen_host = keep_host;
+        cfg->data_dir = keep_dir;
+        cfg->listen_port = old->listen_port;
+        cfg->workers = old->workers;
+    } else {
+        free(keep_host);
+        free(keep_dir);
+    }
     int err;
     struct mk_generation *g = mk_generation_new(cfg, &err);
     if (!g) {

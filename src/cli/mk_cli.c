@@ -56,21 +56,25 @@ struct command {
 
 static int print_usage(FILE *f);
 
-/* Loads --config FILE or the embedded defaults; prints every problem on failure. */
+/* Loads --config FILE or the embedded defaults. Prints every problem (errors and
+ * warnings, file:line:col) to stderr; NULL when there was an error. */
 static struct mk_config *load_config(const char *path)
 {
     if (!path) return mk_config_default();
     struct mk_config *cfg = NULL;
     struct mk_config_diags diags = {0};
     int rc = mk_config_load(path, &cfg, &diags);
+    mk_buf text = MK_BUF_INIT;
+    mk_config_diags_format(&diags, &text);
+    if (text.len) fputs(text.data, stderr);
+    mk_buf_release(&text);
     if (rc != 0) {
-        mk_buf text = MK_BUF_INIT;
-        mk_config_diags_format(&diags, &text);
-        if (text.len) fputs(text.data, stderr);
-        else fprintf(stderr, "%s: %s\n", path, mk_strerror(rc));
-        fprintf(stderr, "mayak: %s has %zu problem%s; not starting\n", path, diags.count ? diags.count : 1,
-                diags.count == 1 ? "" : "s");
-        mk_buf_release(&text);
+        size_t errors = 0;
+        for (size_t i = 0; i < diags.count; i++)
+            if (!diags.items[i].warning) errors++;
+        if (!diags.count) fprintf(stderr, "%s: %s\n", path, mk_strerror(rc));
+        fprintf(stderr, "mayak: %s has %zu error%s; not starting\n", path, errors ? errors : 1,
+                errors == 1 ? "" : "s");
         mk_config_diags_release(&diags);
         return NULL;
     }

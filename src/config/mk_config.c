@@ -456,6 +456,8 @@ static int load(const char *name, const char *yaml, size_t len, struct mk_config
     c.file = name ? name : "<config>";
     c.diags = diags ? diags : &local;
     c.budget = CFG_MAX_NODES;
+    c.src = yaml;
+    c.srclen = len;
     if (out) *out = NULL;
     int rc = 0;
     if (len > MK_MAX_CONFIG_BYTES) {
@@ -482,8 +484,8 @@ int mk_config_load_string(const char *name, const char *yaml, size_t len, struct
     return load(name, yaml, len, out, diags);
 }
 
-/* Reads a whole regular file, refusing more than MK_MAX_CONFIG_BYTES even if the
- * file grows while we read. */
+/* Reads a whole file, refusing more than MK_MAX_CONFIG_BYTES even if the file grows
+ * while we read (or is a pipe that never ends). */
 static int read_file(const char *path, char **data, size_t *len, int *err)
 {
     *data = NULL;
@@ -495,17 +497,21 @@ static int read_file(const char *path, char **data, size_t *len, int *err)
         return MK_EIO;
     }
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        *err = errno ? errno : EINVAL;
+    if (fstat(fd, &st) != 0)
+        *err = errno;
+    else if (S_ISDIR(st.st_mode))
+        *err = EISDIR;
+    if (*err) {
         close(fd);
         return MK_EIO;
     }
-    if (st.st_size > MK_MAX_CONFIG_BYTES) {
+    /* Pipes and devices are read too (`--config /dev/stdin`); the cap below still holds. */
+    if (S_ISREG(st.st_mode) && st.st_size > MK_MAX_CONFIG_BYTES) {
         close(fd);
         *len = (size_t)st.st_size;
         return MK_ETOOBIG;
     }
-    size_t cap = (size_t)st.st_size + 1, used = 0;
+    size_t cap = (S_ISREG(st.st_mode) ? (size_t)st.st_size : 4096) + 1, used = 0;
     char *buf = malloc(cap + 1);
     if (!buf) {
         close(fd);

@@ -6,7 +6,8 @@
  *   mk_config_parse.c  walks the YAML tree through the key tables into the structs;
  *   mk_config_check.c  cross-entry checks (names, references, aliases, tags) once
  *                      everything is read.
- * mk_config_env.c does the ${NAME} expansion every scalar goes through.
+ * mk_config_env.c does the ${NAME} expansion every scalar goes through, and
+ * mk_config_values.c decodes single-quoted scalars, URLs and listen addresses.
  *
  * All of them report through one cfg_ctx so that every problem is collected with its
  * place in the file, instead of stopping at the first one.
@@ -46,6 +47,8 @@ struct cfg_group_marks {
 
 struct cfg_ctx {
     const char *file;
+    const char *src;               /* the YAML text being loaded (for single-quoted scalars) */
+    size_t srclen;
     struct mk_config_diags *diags; /* never NULL inside the loader */
     size_t nerrors;
     bool diags_full;
@@ -100,8 +103,16 @@ int cfg_expand_env(const char *s, size_t len, mk_buf *out, cfg_env_report_fn rep
 /* mk_config_parse.c ------------------------------------------------------------ */
 /* Reads the root mapping into c->cfg (which holds the defaults already). */
 void cfg_parse_root(struct cfg_ctx *c, struct fy_node *root);
-/* URL helpers shared with the checks. */
+/* mk_config_values.c ----------------------------------------------------------- */
+/* Decodes the inside of a single-quoted scalar (between the quotes) into out. */
+int cfg_sq_unescape(const char *s, size_t n, mk_buf *out);
+/* Splits an http(s) URL: NULL and the host (no brackets) and the index where the path
+ * starts, or a reason it is not acceptable. */
+const char *cfg_url_split(const char *u, char *host, size_t hostsz, size_t *path_at);
+/* True when url's host is localhost, 127.0.0.0/8 or ::1. */
 bool cfg_url_is_loopback(const char *url);
+/* Splits "host:port" / "[v6]:port": NULL with host and port set, or a reason. */
+const char *cfg_listen_split(const char *s, char *host, size_t hostsz, int *port);
 
 /* mk_config_check.c ------------------------------------------------------------ */
 /* Adds the embedded local provider and group when the file defines no model groups,

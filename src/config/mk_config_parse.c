@@ -12,7 +12,6 @@
  * The walker never stops at a problem: it reports it with the key's line and column
  * and carries on, so one run lists everything wrong with a file.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
@@ -314,6 +313,38 @@ static const char *kind_of(struct fy_node *n)
 
 /* ---- scalar text ----------------------------------------------------------------- */
 
+/* A scalar's content. tmp holds it when it had to be decoded here; the pointer is
+ * valid until tmp or the document changes. NULL on out-of-memory. */
+static const char *scalar_text(struct cfg_ctx *c, struct fy_node *n, size_t *len, mk_buf *tmp)
+{
+    *len = 0;
+    if (fy_node_get_style(n) == FYNS_SINGLE_QUOTED && c->src) {
+        struct fy_token *t = fy_node_get_scalar_token(n);
+        const struct fy_mark *a = t ? fy_token_start_mark(t) : NULL, *b = t ? fy_token_end_mark(t) : NULL;
+        if (a && b && a->input_pos <= b->input_pos && b->input_pos <= c->srclen) {
+            mk_buf_reset(tmp);
+            if (cfg_sq_unescape(c->src + a->input_pos, b->input_pos - a->input_pos, tmp) != 0) {
+                c->nomem = true;
+                return NULL;
+            }
+            *len = tmp->len;
+            return tmp->data;
+        }
+    }
+    const char *s = fy_node_get_scalar(n, len);
+    if (!s) *len = 0;
+    return s ? s : "";
+}
+
+/* A mapping key's text: keys are plain strings, so an alias or a collection as a key
+ * gives NULL. Decoded like values (see cfg_sq_unescape); not ${}-expanded. */
+static const char *key_text(struct cfg_ctx *c, struct fy_node *k, size_t *len, mk_buf *tmp)
+{
+    *len = 0;
+    if (!k || !fy_node_is_scalar(k) || fy_node_is_alias(k)) return NULL;
+    return scalar_text(c, k, len, tmp);
+}
+
 enum { TXT_OK, TXT_NULL, TXT_BAD };
 
 struct env_rep {
@@ -344,9 +375,13 @@ static int get_text(struct cfg_ctx *c, struct fy_node *n, struct cfg_loc keyloc,
     }
     if (is_null_scalar(n)) return TXT_NULL;
     size_t len = 0;
-    const char *s = fy_node_get_scalar(n, &len);
+    mk_buf raw;
+    mk_buf_init(&raw, 0);
+    const char *s = scalar_text(c, n, &len, &raw);
+    if (!s) return TXT_BAD;
     struct env_rep r = {c, *at, key};
-    int rc = cfg_expand_env(s ? s : "", s ? len : 0, out, env_report, &r);
+    int rc = cfg_expand_env(s, len, out, env_report, &r);
+    mk_buf_release(&raw);
     if (rc == MK_ENOMEM) {
         c->nomem = true;
         return TXT_BAD;
@@ -390,84 +425,6 @@ static void set_str(struct cfg_ctx *c, char **slot, const char *s)
 {
     free(*slot);
     *slot = s ? cfg_strdup(c, s) : NULL;
-}
-
-/* ---- URLs -------------------------------------------------------------------------- */
-
-/* Splits an http(s) URL. On success returns NULL, the host (brackets removed) in
- * host, and in *path_at the index where the path starts. Otherwise a reason. */
-static const char *url_split(const char *u, char *host, size_t hostsz, size_t *path_at)
-{
-    size_t skip;
-    if (!strncasecmp(u, "http://", 7)) skip = 7;
-    else if (!strncasecmp(u, "https://", 8)) skip = 8;
-    else return "must start with http:// or https://";
-    if (has_ctl(u, strlen(u), false) || strchr(u, ' ')) return "must not contain spaces or control characters";
-    const char *a = u + skip;
-    size_t alen = strcspn(a, "/?#");
-    *path_at = skip + alen;
-    if (alen == 0) return "has no host";
-    if (memchr(a, '@', alen)) return "must not carry user:password@ (use api_key, credentials or headers)";
-    const char *port = NULL;
-    size_t hlen;
-    if (a[0] == '[') {
-        const char *close = memchr(a, ']', alen);
-        if (!close) return "has an unclosed '[' in the host";
-        hlen = (size_t)(close - a - 1);
-        if (hlen == 0 || hlen >= hostsz) return "has a bad IPv6 host";
-        memcpy(host, a + 1, hlen);
-        host[hlen] = '\0';
-        struct in6_addr a6;
-        if (inet_pton(AF_INET6, host, &a6) != 1) return "has a bad IPv6 host";
-        size_t rest = alen - (size_t)(close + 1 - a);
-        if (rest > 0) {
-            if (close[1] != ':') return "has junk after the IPv6 host";
-            port = close + 2;
-        }
-    } else {
-        const char *colon = memchr(a, ':', alen);
-        hlen = colon ? (size_t)(colon - a) : alen;
-        if (hlen == 0) return "has no host";
-        if (hlen >= hostsz) return "has a host name that is too long";
-        for (size_t i = 0; i < hlen; i++) {
-            char ch = a[i];
-            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
-                  ch == '-' || ch == '_'))
-                return "has a host with characters not allowed in a host name";
-        }
-        memcpy(host, a, hlen);
-        host[hlen] = '\0';
-        if (colon) port = colon + 1;
-    }
-    if (port) {
-        size_t plen = (size_t)(a + alen - port);
-        long v = 0;
-        if (plen == 0 || plen > 5) return "has a bad port";
-        for (size_t i = 0; i < plen; i++) {
-            if (port[i] < '0' || port[i] > '9') return "has a bad port";
-            v = v * 10 + (port[i] - '0');
-        }
-        if (v < 1 || v > 65535) return "has a port out of range (1-65535)";
-    }
-    return NULL;
-}
-
-static bool host_is_loopback(const char *host)
-{
-    if (!strcasecmp(host, "localhost")) return true;
-    struct in_addr a4;
-    if (inet_pton(AF_INET, host, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
-    struct in6_addr a6;
-    if (inet_pton(AF_INET6, host, &a6) == 1) return memcmp(&a6, &in6addr_loopback, sizeof a6) == 0;
-    return false;
-}
-
-bool cfg_url_is_loopback(const char *url)
-{
-    char host[MK_MAX_NAME_BYTES + 1];
-    size_t path_at;
-    if (!url || url_split(url, host, sizeof host, &path_at)) return false;
-    return host_is_loopback(host);
 }
 
 /* ---- values ------------------------------------------------------------------------ */
@@ -641,9 +598,10 @@ static void parse_headers(struct cfg_ctx *c, struct fy_node *n, struct cfg_loc k
         return;
     }
     size_t got = 0;
-    mk_buf val, line;
+    mk_buf val, line, ktmp;
     mk_buf_init(&val, MK_MAX_CONFIG_BYTES);
     mk_buf_init(&line, 0);
+    mk_buf_init(&ktmp, 0);
     void *it = NULL;
     struct fy_node_pair *pair;
     while ((pair = fy_node_mapping_iterate(n, &it)) != NULL) {
@@ -651,7 +609,7 @@ static void parse_headers(struct cfg_ctx *c, struct fy_node *n, struct cfg_loc k
         struct cfg_loc kat = node_loc(k, at);
         if (!charge(c, kat)) break;
         size_t klen = 0;
-        const char *ks = (k && fy_node_is_scalar(k) && !fy_node_is_alias(k)) ? fy_node_get_scalar(k, &klen) : NULL;
+        const char *ks = key_text(c, k, &klen, &ktmp);
         bool ok = ks && klen > 0 && klen <= MK_MAX_NAME_BYTES;
         for (size_t i = 0; ok && i < klen; i++) ok = is_tchar(ks[i]);
         if (!ok) {
@@ -683,6 +641,7 @@ static void parse_headers(struct cfg_ctx *c, struct fy_node *n, struct cfg_loc k
     }
     mk_buf_release(&val);
     mk_buf_release(&line);
+    mk_buf_release(&ktmp);
     cfg_free_strv(p->headers, p->nheaders);
     p->headers = v;
     p->nheaders = got;
@@ -743,7 +702,7 @@ static void parse_value(struct cfg_ctx *c, const struct key_spec *k, struct fy_n
         if (k->kind == KK_URL) {
             char host[MK_MAX_NAME_BYTES + 1];
             size_t path_at = 0;
-            const char *why = url_split(text.data, host, sizeof host, &path_at);
+            const char *why = cfg_url_split(text.data, host, sizeof host, &path_at);
             if (why) {
                 cfg_error(c, at, "%s: '%s' %s", k->name, q, why);
                 break;
@@ -844,6 +803,8 @@ static bool parse_mapping(struct cfg_ctx *c, struct fy_node *n, struct cfg_loc f
         cfg_error(c, seen->where, "%s: expected a mapping of keys, got %s", t->what, kind_of(n));
         return false;
     }
+    mk_buf ktmp;
+    mk_buf_init(&ktmp, 0);
     void *it = NULL;
     struct fy_node_pair *pair;
     while (!empty && (pair = fy_node_mapping_iterate(n, &it)) != NULL) {
@@ -851,7 +812,7 @@ static bool parse_mapping(struct cfg_ctx *c, struct fy_node *n, struct cfg_loc f
         struct cfg_loc kat = node_loc(k, seen->where);
         if (!charge(c, kat)) break;
         size_t klen = 0;
-        const char *ks = (k && fy_node_is_scalar(k) && !fy_node_is_alias(k)) ? fy_node_get_scalar(k, &klen) : NULL;
+        const char *ks = key_text(c, k, &klen, &ktmp);
         char key[64];
         if (!ks || klen == 0 || klen >= sizeof key || memchr(ks, '\0', klen)) {
             char q[80];
@@ -893,6 +854,7 @@ static bool parse_mapping(struct cfg_ctx *c, struct fy_node *n, struct cfg_loc f
         parse_value(c, spec, fy_node_pair_value(pair), kat, obj);
         if (c->nerrors != before) seen->bad |= 1u << i;
     }
+    mk_buf_release(&ktmp);
     for (size_t i = 0; i < t->n; i++) {
         if ((t->keys[i].flags & KF_REQUIRED) && !(seen->mask & (1u << i)))
             cfg_error(c, seen->where, "%s: missing required key '%s'", t->what, t->keys[i].name);
@@ -929,80 +891,19 @@ static void parse_listen(struct cfg_ctx *c, struct fy_node *v, struct cfg_loc ke
     mk_buf text;
     mk_buf_init(&text, MK_MAX_CONFIG_BYTES);
     int r = get_text(c, v, keyloc, "listen", "host:port (quote IPv6 addresses: \"[::1]:8080\")", &text, &at);
-    char host[MK_MAX_NAME_BYTES + 1];
-    const char *why = NULL;
-    long port = 0;
-    if (r == TXT_BAD) goto out;
-    if (r == TXT_NULL || text.len == 0) {
-        why = "expected host:port such as 127.0.0.1:8080";
-        goto fail;
+    if (r != TXT_BAD) {
+        char host[MK_MAX_NAME_BYTES + 1];
+        int port = 0;
+        const char *why = cfg_listen_split(r == TXT_OK ? text.data : "", host, sizeof host, &port);
+        if (why) {
+            char q[80];
+            cfg_quote(text.data ? text.data : "", text.len, q, sizeof q);
+            cfg_error(c, at, "listen: '%s': %s", q, why);
+        } else {
+            set_str(c, &cfg->listen_host, host);
+            cfg->listen_port = port;
+        }
     }
-    const char *s = text.data, *portstr;
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        size_t hlen = close ? (size_t)(close - s - 1) : 0;
-        struct in6_addr a6;
-        if (!close || hlen == 0 || hlen >= sizeof host) {
-            why = "expected [IPv6]:port such as [::1]:8080";
-            goto fail;
-        }
-        memcpy(host, s + 1, hlen);
-        host[hlen] = '\0';
-        if (inet_pton(AF_INET6, host, &a6) != 1) {
-            why = "the address in brackets is not an IPv6 address";
-            goto fail;
-        }
-        if (close[1] != ':') {
-            why = "expected [IPv6]:port such as [::1]:8080";
-            goto fail;
-        }
-        portstr = close + 2;
-    } else {
-        const char *colon = strrchr(s, ':');
-        if (!colon) {
-            why = "expected host:port such as 127.0.0.1:8080";
-            goto fail;
-        }
-        size_t hlen = (size_t)(colon - s);
-        if (memchr(s, ':', hlen)) {
-            why = "IPv6 addresses go in brackets, e.g. \"[::1]:8080\"";
-            goto fail;
-        }
-        if (hlen == 0 || hlen >= sizeof host) {
-            why = "expected host:port such as 127.0.0.1:8080 (use 0.0.0.0 for every interface)";
-            goto fail;
-        }
-        for (size_t i = 0; i < hlen; i++) {
-            char ch = s[i];
-            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
-                  ch == '-')) {
-                why = "the host has characters not allowed in a host name or address";
-                goto fail;
-            }
-        }
-        memcpy(host, s, hlen);
-        host[hlen] = '\0';
-        portstr = colon + 1;
-    }
-    size_t plen = strlen(portstr);
-    if (plen == 0 || plen > 9 || strspn(portstr, "0123456789") != plen) {
-        why = "the port must be a number";
-        goto fail;
-    }
-    port = strtol(portstr, NULL, 10);
-    if (port < 1 || port > 65535) {
-        why = "the port is out of range (1-65535)";
-        goto fail;
-    }
-    set_str(c, &cfg->listen_host, host);
-    cfg->listen_port = (int)port;
-    goto out;
-fail: {
-    char q[80];
-    cfg_quote(text.data ? text.data : "", text.len, q, sizeof q);
-    cfg_error(c, at, "listen: '%s': %s", q, why);
-}
-out:
     mk_buf_release(&text);
 }
 
@@ -1010,22 +911,32 @@ out:
 
 /* The provider's type, read quietly ahead of the walk so that keys which do not apply
  * to it can be refused as they come. -1 when absent or unknown (the walk reports). */
-static int peek_type(struct fy_node *n)
+static int peek_type(struct cfg_ctx *c, struct fy_node *n)
 {
     if (n && fy_node_is_alias(n)) n = fy_node_resolve_alias(n);
     if (!n || !fy_node_is_mapping(n)) return -1;
-    struct fy_node *v = fy_node_mapping_lookup_by_string(n, "type", 4);
-    if (v && fy_node_is_alias(v)) v = fy_node_resolve_alias(v);
-    if (!v || !fy_node_is_scalar(v)) return -1;
-    size_t len = 0;
-    const char *s = fy_node_get_scalar(v, &len);
-    mk_buf text;
+    mk_buf tmp, text;
+    mk_buf_init(&tmp, 0);
     mk_buf_init(&text, MK_MAX_NAME_BYTES);
     int t = -1;
-    if (s && cfg_expand_env(s, len, &text, NULL, NULL) == 0) {
-        for (int i = 0; cfg_provider_type_names[i]; i++)
-            if (!strcmp(text.data, cfg_provider_type_names[i])) t = i;
+    void *it = NULL;
+    struct fy_node_pair *pair;
+    while ((pair = fy_node_mapping_iterate(n, &it)) != NULL) {
+        size_t klen = 0;
+        const char *ks = key_text(c, fy_node_pair_key(pair), &klen, &tmp);
+        if (!ks || klen != 4 || memcmp(ks, "type", 4) != 0) continue;
+        struct fy_node *v = fy_node_pair_value(pair);
+        if (v && fy_node_is_alias(v)) v = fy_node_resolve_alias(v);
+        if (!v || !fy_node_is_scalar(v)) break;
+        size_t len = 0;
+        const char *s = scalar_text(c, v, &len, &tmp);
+        if (s && cfg_expand_env(s, len, &text, NULL, NULL) == 0) {
+            for (int i = 0; cfg_provider_type_names[i]; i++)
+                if (!strcmp(text.data, cfg_provider_type_names[i])) t = i;
+        }
+        break;
     }
+    mk_buf_release(&tmp);
     mk_buf_release(&text);
     return t;
 }
@@ -1105,7 +1016,7 @@ static void parse_provider(struct cfg_ctx *c, struct fy_node *n, struct cfg_loc 
     struct cfg_loc at = node_loc(n, fallback);
     p->line = at.line;
     p->column = at.column;
-    int t = peek_type(n);
+    int t = peek_type(c, n);
     struct seen s;
     if (!parse_mapping(c, n, fallback, &provider_table, p, t >= 0 ? 1u << t : 0, &s)) return;
     c->provider_name[idx] = seen_loc(&provider_table, &s, "name");
