@@ -119,6 +119,13 @@ static void reload(mk_app *app)
 
 static void on_signal_closed(uv_handle_t *h) { (void)h; }
 
+/* Once no request can use them any more. Accepts being called twice. */
+static void close_services(mk_app *app)
+{
+    mk_services_free(app->services);
+    app->services = NULL;
+}
+
 static void stop_now(mk_app *app)
 {
     if (app->stopping) return;
@@ -136,16 +143,12 @@ static void stop_now(mk_app *app)
     mk_router_stop_health(app->gen->router);
     mk_generation_unref(app->gen);
     app->gen = NULL;
+    close_services(app); /* no request is left to use them; the kv closes with the loop */
     mk_http_client_free(app->client);
     app->client = NULL;
 }
 
-/* After the loop has ended: nothing can use the services any more. */
-static void close_services(mk_app *app)
-{
-    mk_services_free(app->services);
-    app->services = NULL;
-}
+
 
 static void drained(void *arg)
 {
@@ -219,7 +222,7 @@ int mk_app_run(struct mk_config *cfg, const char *config_path)
         return 1;
     }
     mk_buf why = MK_BUF_INIT;
-    if (mk_services_open(cfg, &app->services, &why) != 0) {
+    if (mk_services_open(cfg, app->loop, &app->services, &why) != 0) {
         fprintf(stderr, "mayak: cannot open the data in %s: %s\n", cfg->data_dir, why.data ? why.data : "");
         mk_buf_release(&why);
         mk_generation_unref(app->gen);
@@ -241,10 +244,10 @@ int mk_app_run(struct mk_config *cfg, const char *config_path)
         app->exit_code = 1;
         mk_http_server_free(app->server);
         mk_generation_unref(app->gen);
+        close_services(app);
         mk_http_client_free(app->client);
         uv_run(app->loop, UV_RUN_DEFAULT);
         uv_loop_close(app->loop);
-        close_services(app);
         free(app->config_path);
         return 1;
     }

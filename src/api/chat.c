@@ -19,6 +19,7 @@
 #include "metrics/mk_metrics.h"
 #include "mk_api.h"
 #include "mk_upstream.h"
+#include "pipeline/mk_guard_filter.h"
 
 struct chat_state {
     struct mk_attempt at;          /* shared attempt machinery (mk_upstream.h); first member */
@@ -230,6 +231,8 @@ static int build(struct mk_attempt *at, struct mk_upstream_request *up)
     struct chat_state *st = (struct chat_state *)at;
     reset_attempt(st);
     st->call.model = at->dep->config->model;
+    /* Personal data stays home: deployments outside the jurisdiction get the masked copy. */
+    st->call.request = mk_guard_request_for(at->ctx, at->dep);
     mk_provider *p = at->dep->provider;
     if (p->ops->answer_local) {
         answer_locally(st);

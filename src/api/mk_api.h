@@ -54,6 +54,10 @@ struct mk_generation *mk_generation_new(struct mk_config *cfg, int *err);
 void mk_generation_ref(struct mk_generation *g);
 void mk_generation_unref(struct mk_generation *g);
 
+/* Resolves the caller (API key, JWT, or anonymous where the policy allows), checks
+ * permission `perm` (an enum mk_perm), then runs next(ctx); or answers 401/403/503. */
+void mk_api_authenticate(mk_ctx *ctx, int perm, void (*next)(mk_ctx *ctx));
+
 /* The server's request handler (ctx = the mk_app). */
 void mk_api_handle(mk_http_req *req, void *app);
 

@@ -10,6 +10,7 @@
 #include "core/mk_log.h"
 #include "core/mk_time.h"
 #include "metrics/mk_metrics.h"
+#include "auth/mk_auth.h"
 #include "mk_api.h"
 
 static void start_pick(struct mk_attempt *at, mk_deployment *d);
@@ -80,6 +81,7 @@ static void on_client_abort(mk_http_req *req, void *arg)
     at->aborted = true;
     mk_attempt_abandon(at);
     if (at->waiting_auth) return; /* finished when the authorization completes */
+    if (at->ctx->pipeline_pending) return; /* finished when the waiting filter resumes */
     mk_attempt_finish_aborted(at);
 }
 
@@ -354,6 +356,12 @@ int mk_api_bind_group(mk_ctx *ctx)
      * (decoders, provider state) has run, since pool cleanups run last-in first-out. */
     if (mk_pool_on_free(ctx->pool, unref_generation, gen) != 0) {
         mk_api_fail(ctx, MK_ENOMEM, NULL);
+        return -1;
+    }
+    if (ctx->principal_rec && !mk_principal_allows_model(ctx->principal_rec, g->config->name)) {
+        char msg[MK_MAX_NAME_BYTES + 64];
+        snprintf(msg, sizeof msg, "This key may not use the model '%.*s'", MK_MAX_NAME_BYTES, g->config->name);
+        mk_api_fail_code(ctx, MK_EFORBIDDEN, "model_not_allowed", msg);
         return -1;
     }
     mk_generation_ref(gen);

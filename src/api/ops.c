@@ -4,6 +4,8 @@
 #include "core/mk_error.h"
 #include "metrics/mk_metrics.h"
 #include "pipeline/mk_accounting.h"
+#include "auth/mk_auth.h"
+#include "auth/mk_roles.h"
 #include "mk_api.h"
 
 static void add_model(json_object *data, const char *id, const char *group)
@@ -105,10 +107,23 @@ void mk_api_readyz(mk_ctx *ctx)
     send_json_object(ctx, ready ? 200 : 503, root);
 }
 
+/* Usage of the caller's tenant; every tenant's for roles that may read them all. */
 void mk_api_usage(mk_ctx *ctx)
 {
     json_object *root = json_object_new_object();
     json_object_object_add(root, "object", json_object_new_string("list"));
-    json_object_object_add(root, "data", mk_accounting_snapshot());
+    json_object *rows = mk_accounting_snapshot();
+    bool all = !ctx->principal_rec || mk_principal_can(ctx->principal_rec, MK_PERM_ADMIN_TENANTS);
+    if (!all) {
+        json_object *mine = json_object_new_array();
+        for (size_t i = 0; i < json_object_array_length(rows); i++) {
+            json_object *r = json_object_array_get_idx(rows, i);
+            if (strcmp(json_object_get_string(json_object_object_get(r, "tenant")), ctx->tenant) == 0)
+                json_object_array_add(mine, json_object_get(r));
+        }
+        json_object_put(rows);
+        rows = mine;
+    }
+    json_object_object_add(root, "data", rows);
     send_json_object(ctx, 200, root);
 }

@@ -7,6 +7,7 @@
 #include "core/mk_log.h"
 #include "core/mk_time.h"
 #include "metrics/mk_metrics.h"
+#include "auth/mk_roles.h"
 #include "mk_api.h"
 
 struct route {
@@ -15,21 +16,24 @@ struct route {
     const char *name;      /* metrics label, and the audit record's action */
     void (*handler)(mk_ctx *ctx);
     bool audited;          /* API calls are audited; probes and scrapes are not */
+    int perm;              /* permission the caller's role needs; NO_AUTH = public */
 };
+
+#define NO_AUTH (-1)
 
 /* OpenAI SDKs use base URLs with /v1; some clients omit it, so both are served. */
 static const struct route routes[] = {
-    {"POST", "/v1/chat/completions", "chat_completions", mk_api_chat, true},
-    {"POST", "/chat/completions", "chat_completions", mk_api_chat, true},
-    {"POST", "/v1/embeddings", "embeddings", mk_api_embeddings, true},
-    {"POST", "/embeddings", "embeddings", mk_api_embeddings, true},
-    {"GET", "/v1/models", "models", mk_api_models, true},
-    {"GET", "/models", "models", mk_api_models, true},
-    {"GET", "/v1/models/", "models", mk_api_model_get, true},
-    {"GET", "/metrics", "metrics", mk_api_metrics},
-    {"GET", "/healthz", "healthz", mk_api_healthz},
-    {"GET", "/readyz", "readyz", mk_api_readyz},
-    {"GET", "/api/v1/usage", "usage", mk_api_usage, true},
+    {"POST", "/v1/chat/completions", "chat_completions", mk_api_chat, true, MK_PERM_CHAT},
+    {"POST", "/chat/completions", "chat_completions", mk_api_chat, true, MK_PERM_CHAT},
+    {"POST", "/v1/embeddings", "embeddings", mk_api_embeddings, true, MK_PERM_EMBEDDINGS},
+    {"POST", "/embeddings", "embeddings", mk_api_embeddings, true, MK_PERM_EMBEDDINGS},
+    {"GET", "/v1/models", "models", mk_api_models, true, MK_PERM_MODELS_LIST},
+    {"GET", "/models", "models", mk_api_models, true, MK_PERM_MODELS_LIST},
+    {"GET", "/v1/models/", "models", mk_api_model_get, true, MK_PERM_MODELS_LIST},
+    {"GET", "/metrics", "metrics", mk_api_metrics, false, NO_AUTH},
+    {"GET", "/healthz", "healthz", mk_api_healthz, false, NO_AUTH},
+    {"GET", "/readyz", "readyz", mk_api_readyz, false, NO_AUTH},
+    {"GET", "/api/v1/usage", "usage", mk_api_usage, true, MK_PERM_USAGE_READ},
 };
 
 static bool path_matches(const struct route *r, mk_slice path)
@@ -70,7 +74,8 @@ void mk_api_handle(mk_http_req *req, void *app_arg)
         if (strcmp(req->method, routes[i].method) != 0 && !head_as_get) continue;
         ctx->route = routes[i].name;
         ctx->audited = routes[i].audited;
-        routes[i].handler(ctx);
+        if (routes[i].perm == NO_AUTH) routes[i].handler(ctx);
+        else mk_api_authenticate(ctx, routes[i].perm, routes[i].handler);
         return;
     }
     ctx->route = path_known ? "method_not_allowed" : "not_found";
@@ -200,6 +205,9 @@ static const char *default_code_name(int err)
     case MK_EUPSTREAM_CLIENT: return "upstream_rejected";
     case MK_EUPSTREAM: return "upstream_error";
     case MK_ENO_DEPLOYMENT: return "no_deployment_available";
+    case MK_EGUARD_INJECTION: return "prompt_injection";
+    case MK_EGUARD_OUTPUT: return "output_policy";
+    case MK_EFORBIDDEN: return "permission_denied";
     default: return NULL;
     }
 }

@@ -280,6 +280,8 @@ static struct mk_config *config_new(const char *source)
     cfg->access_log = true;
     cfg->drain_timeout_ms = MK_DEFAULT_DRAIN_TIMEOUT_MS;
     cfg->workers = 1;
+    cfg->audit.enabled = true;
+    cfg->auth.jwt.clock_skew_s = 60;
     if (!cfg->source || !cfg->listen_host || !cfg->data_dir || !cfg->log_level) {
         mk_config_free(cfg);
         return NULL;
@@ -311,6 +313,18 @@ void mk_config_free(struct mk_config *cfg)
     free(cfg->data_dir);
     free(cfg->log_level);
     free(cfg->default_model_group);
+    free(cfg->store_url);
+    free(cfg->kv_url);
+    free(cfg->auth.jwt.issuer);
+    free(cfg->auth.jwt.audience);
+    free(cfg->auth.jwt.jwks_file);
+    free(cfg->auth.jwt.jwks_url);
+    free(cfg->auth.jwt.tenant_claim);
+    free(cfg->auth.jwt.role_claim);
+    free(cfg->audit.hash);
+    free(cfg->guard.injection);
+    free(cfg->guard.pii);
+    free(cfg->guard.jurisdiction);
     free(cfg);
 }
 

@@ -114,6 +114,45 @@ struct mk_model_group_config {
     int line, column;
 };
 
+/* auth: who may call (docs/AUTH.md). */
+enum mk_auth_required { MK_AUTH_REQUIRED_AUTO = 0, MK_AUTH_REQUIRED_NO, MK_AUTH_REQUIRED_YES };
+
+struct mk_jwt_config {
+    char *issuer;            /* required "iss"; NULL = JWT bearer tokens are not accepted */
+    char *audience;          /* required "aud" */
+    char *jwks_file;         /* one of jwks_file / jwks_url */
+    char *jwks_url;
+    char *tenant_claim;      /* default "tenant" */
+    char *role_claim;        /* default "role" */
+    uint32_t clock_skew_s;   /* default 60 */
+};
+
+struct mk_auth_config {
+    enum mk_auth_required required; /* auto: keys required unless listening on loopback */
+    bool local_admin;        /* anonymous loopback callers act as admin (default: developer) */
+    struct mk_jwt_config jwt;
+};
+
+struct mk_role_limits { uint32_t rpm, tpm; };
+
+struct mk_limits_config {
+    bool fail_closed;        /* refuse (503) when the kv holding the counters is down */
+    struct mk_role_limits user, developer, operator_, admin; /* 0 = built-in defaults */
+};
+
+struct mk_audit_config {
+    bool enabled;            /* default true */
+    char *hash;              /* "streebog256" (default) | "sha256" */
+};
+
+/* The input guard: prompt injection and personal data (docs/GUARD.md, docs/PII.md). */
+struct mk_guard_config {
+    char *injection;         /* "block" (default) | "flag" | "off" */
+    double block_threshold;  /* 0 = the model's tuned threshold */
+    char *pii;               /* "placeholder" (default) | "redact" | "mask" | "hash" | "off" */
+    char *jurisdiction;      /* default "ru": data is masked before deployments not tagged residency:<it> */
+};
+
 struct mk_config {
     char *source;            /* file path, or "<embedded defaults>" */
     char *listen_host;       /* default 127.0.0.1 */
@@ -128,6 +167,12 @@ struct mk_config {
     struct mk_model_group_config *model_groups;
     size_t nmodel_groups;
     char *default_model_group; /* used when a request names no known model; NULL = none */
+    char *store_url;         /* store.url; NULL = sqlite file <data_dir>/mayak.db */
+    char *kv_url;            /* kv.url; NULL = "memory:" (in-process) */
+    struct mk_auth_config auth;
+    struct mk_limits_config limits;
+    struct mk_audit_config audit;
+    struct mk_guard_config guard;
 };
 
 /* One problem found while loading. */

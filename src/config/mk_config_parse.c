@@ -198,6 +198,69 @@ static const struct key_spec provider_keys[] = {
 };
 static const struct key_table provider_table = TABLE("provider", provider_keys);
 
+static const char *const auth_required_words[] = {"auto", "false", "true", NULL};
+static const char *const audit_hashes[] = {"streebog256", "sha256", NULL};
+static const char *const injection_modes[] = {"block", "flag", "off", NULL};
+static const char *const pii_modes[] = {"placeholder", "redact", "mask", "hash", "off", NULL};
+
+static const struct key_spec jwt_keys[] = {
+    KSTR("issuer", struct mk_jwt_config, issuer),
+    KSTR("audience", struct mk_jwt_config, audience),
+    KSTR("jwks_file", struct mk_jwt_config, jwks_file),
+    {.name = "jwks_url", .kind = KK_URL, .off = offsetof(struct mk_jwt_config, jwks_url)},
+    {.name = "tenant_claim", .kind = KK_NAME, .off = offsetof(struct mk_jwt_config, tenant_claim)},
+    {.name = "role_claim", .kind = KK_NAME, .off = offsetof(struct mk_jwt_config, role_claim)},
+    KNUM("clock_skew_s", KK_U32, struct mk_jwt_config, clock_skew_s, 0, 3600),
+};
+static const struct key_table jwt_table = TABLE("auth.jwt", jwt_keys);
+
+static const struct key_spec auth_keys[] = {
+    {.name = "required", .kind = KK_ENUM, .off = offsetof(struct mk_auth_config, required),
+     .words = auth_required_words},
+    {.name = "local_admin", .kind = KK_BOOL, .off = offsetof(struct mk_auth_config, local_admin)},
+    {.name = "jwt", .kind = KK_MAP, .off = offsetof(struct mk_auth_config, jwt), .sub = &jwt_table},
+};
+static const struct key_table auth_table = TABLE("auth", auth_keys);
+
+static const struct key_spec role_limit_keys[] = {
+    KNUM("rpm", KK_U32, struct mk_role_limits, rpm, 0, 1e9),
+    KNUM("tpm", KK_U32, struct mk_role_limits, tpm, 0, 4e9),
+};
+static const struct key_table role_limit_table = TABLE("role limits", role_limit_keys);
+
+static const struct key_spec limits_keys[] = {
+    {.name = "fail_closed", .kind = KK_BOOL, .off = offsetof(struct mk_limits_config, fail_closed)},
+    {.name = "user", .kind = KK_MAP, .off = offsetof(struct mk_limits_config, user), .sub = &role_limit_table},
+    {.name = "developer", .kind = KK_MAP, .off = offsetof(struct mk_limits_config, developer),
+     .sub = &role_limit_table},
+    {.name = "operator", .kind = KK_MAP, .off = offsetof(struct mk_limits_config, operator_),
+     .sub = &role_limit_table},
+    {.name = "admin", .kind = KK_MAP, .off = offsetof(struct mk_limits_config, admin), .sub = &role_limit_table},
+};
+static const struct key_table limits_table = TABLE("limits", limits_keys);
+
+static const struct key_spec audit_keys[] = {
+    {.name = "enabled", .kind = KK_BOOL, .off = offsetof(struct mk_audit_config, enabled)},
+    {.name = "hash", .kind = KK_WORD, .off = offsetof(struct mk_audit_config, hash), .words = audit_hashes},
+};
+static const struct key_table audit_table = TABLE("audit", audit_keys);
+
+static const struct key_spec guard_keys[] = {
+    {.name = "injection", .kind = KK_WORD, .off = offsetof(struct mk_guard_config, injection),
+     .words = injection_modes},
+    KNUM("block_threshold", KK_DOUBLE, struct mk_guard_config, block_threshold, 0, 1),
+    {.name = "pii", .kind = KK_WORD, .off = offsetof(struct mk_guard_config, pii), .words = pii_modes},
+    {.name = "jurisdiction", .kind = KK_NAME, .off = offsetof(struct mk_guard_config, jurisdiction)},
+};
+static const struct key_table guard_table = TABLE("guard", guard_keys);
+
+struct url_holder { char *url; };
+static const struct key_spec url_keys[] = {
+    KSTR("url", struct url_holder, url, .flags = KF_NONEMPTY),
+};
+static const struct key_table store_table = TABLE("store", url_keys);
+static const struct key_table kv_table = TABLE("kv", url_keys);
+
 static const struct key_spec top_keys[] = {
     {.name = "listen", .kind = KK_FN, .fn = parse_listen},
     KSTR("data_dir", struct mk_config, data_dir, .flags = KF_NONEMPTY),
@@ -208,6 +271,12 @@ static const struct key_spec top_keys[] = {
     {.name = "default_model_group", .kind = KK_NAME, .off = offsetof(struct mk_config, default_model_group)},
     {.name = "providers", .kind = KK_FN, .fn = parse_providers},
     {.name = "model_groups", .kind = KK_FN, .fn = parse_groups},
+    {.name = "store", .kind = KK_MAP, .off = offsetof(struct mk_config, store_url), .sub = &store_table},
+    {.name = "kv", .kind = KK_MAP, .off = offsetof(struct mk_config, kv_url), .sub = &kv_table},
+    {.name = "auth", .kind = KK_MAP, .off = offsetof(struct mk_config, auth), .sub = &auth_table},
+    {.name = "limits", .kind = KK_MAP, .off = offsetof(struct mk_config, limits), .sub = &limits_table},
+    {.name = "audit", .kind = KK_MAP, .off = offsetof(struct mk_config, audit), .sub = &audit_table},
+    {.name = "guard", .kind = KK_MAP, .off = offsetof(struct mk_config, guard), .sub = &guard_table},
 };
 static const struct key_table top_table = {"top level", top_keys, sizeof top_keys / sizeof top_keys[0], true};
 
@@ -221,6 +290,10 @@ FITS(deployment_keys);
 FITS(group_keys);
 FITS(provider_keys);
 FITS(top_keys);
+FITS(jwt_keys);
+FITS(auth_keys);
+FITS(limits_keys);
+FITS(guard_keys);
 
 /* ---- nodes, places, budget ------------------------------------------------------- */
 

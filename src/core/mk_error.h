@@ -37,7 +37,9 @@
     X(UPSTREAM_AUTH,    -23, 502, "api_error",              "upstream provider rejected Mayak's credentials") \
     X(UPSTREAM_RATE,    -24, 429, "rate_limit_error",       "upstream provider rate limit exceeded") \
     X(EXISTS,           -25, 409, "invalid_request_error",  "already exists")                      \
-    X(CORRUPT,          -26, 500, "server_error",           "stored data is corrupt")
+    X(CORRUPT,          -26, 500, "server_error",           "stored data is corrupt")          \
+    X(GUARD_INJECTION,  -27, 400, "guard_violation",        "the request was blocked as a prompt injection") \
+    X(GUARD_OUTPUT,     -28, 400, "guard_violation",        "the answer was blocked by an output check")
 
 enum mk_error {
 #define MK_ERROR_ENUM(name, value, http, type, msg) MK_E##name = (value),

@@ -2,10 +2,14 @@
  * Adding a filter: write filter_<name>.c defining its ops, add one line here. */
 #include "mk_pipeline.h"
 
+extern const struct mk_filter_ops mk_filter_limits;
+extern const struct mk_filter_ops mk_filter_guard;
 extern const struct mk_filter_ops mk_filter_audit;
 extern const struct mk_filter_ops mk_filter_accounting;
 
 const struct mk_filter_ops *const mk_pipeline_filters[] = {
+    &mk_filter_limits,     /* cheapest refusal first: over-quota callers cost nothing more */
+    &mk_filter_guard,      /* injection scoring, personal data masked; restored on the way out */
     &mk_filter_audit,      /* sees the answer as the client gets it; records every verdict */
     &mk_filter_accounting, /* last on the way out: counts what every filter above decided */
     NULL,

@@ -34,7 +34,13 @@ void mk_pipeline_start(mk_ctx *ctx)
 
 void mk_pipeline_resume(mk_ctx *ctx, int rc)
 {
+    ctx->pipeline_pending = false;
     if (rc == MK_FILTER_DONE) return;
+    if (mk_http_req_aborted(ctx->req)) {
+        /* The client left while a filter waited: finish now (nothing is written). */
+        ctx->fail(ctx, MK_ECANCELLED, NULL);
+        return;
+    }
     if (rc < 0) {
         ctx->fail(ctx, rc, NULL);
         return;

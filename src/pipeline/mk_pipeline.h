@@ -105,6 +105,9 @@ struct mk_ctx {
 
     /* services shared by every request of this process (store, audit, guards...) */
     struct mk_services *services;
+    struct mk_principal *principal_rec; /* who is calling (auth), NULL before auth */
+    void *guard_state;           /* the guard filter's per-request state */
+    bool pipeline_pending;       /* a filter is waiting on asynchronous work */
     /* Each guard's verdict as `"name":{...}` members, joined into one JSON object for
      * the audit record (mk_ctx_add_verdict). */
     mk_buf verdicts;
