@@ -604,6 +604,8 @@ static void conn_read(struct conn *c, uint64_t now)
 
 static void on_event(struct conn *c, uint32_t events, uint64_t now)
 {
+    if (c->fd < 0)
+        return; /* closed earlier in this batch of events */
     if (c->state == C_CONNECTING) {
         if (events & (EPOLLERR | EPOLLHUP) || bench_socket_error(c->fd) != 0) {
             conn_fail(c, now, &g_err_conn, false);

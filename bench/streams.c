@@ -355,6 +355,8 @@ static int stream_write(struct stream *s)
 static bool stream_event(struct stream *s, uint32_t events)
 {
     static char buf[READ_BUF];
+    if (s->fd < 0)
+        return false; /* closed earlier in this batch of events */
     if (s->state == S_CONNECTING) {
         if ((events & (EPOLLERR | EPOLLHUP)) || bench_socket_error(s->fd) != 0) {
             stream_close(s, S_FAILED);
@@ -376,6 +378,12 @@ static bool stream_event(struct stream *s, uint32_t events)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return false;
+        if (n <= 0 && s->state == S_IDLE) {
+            /* The server closed a keep-alive connection between requests: not a failure
+             * and not a reply. */
+            stream_close(s, S_ENDED);
+            return false;
+        }
         if (n <= 0) {
             if (n == 0 && s->state == S_WAITING)
                 http_parser_execute(&s->parser, &g_settings, buf, 0);

@@ -13,10 +13,16 @@ BUILD_PACKAGES=(
   libcurl4-openssl-dev    # upstream HTTP client (multi socket API on libuv)
   libfyaml-dev            # YAML config with line/column marks
   libsqlite3-dev          # embedded store
+  libpq-dev               # PostgreSQL store backend (libpq)
   libgcrypt20-dev         # Streebog (GOST R 34.11-2012), hashing
   libsodium-dev           # randomness, constant-time compare, Ed25519
   libutf8proc-dev         # Unicode normalisation
   libstemmer-dev          # Snowball stemming (ru/en) for knowledge-base search
+  libhyperscan-dev        # injection guard pattern matching (block mode)
+  libpcre2-dev            # guard pattern fallback where Hyperscan cannot run
+  libhiredis-dev          # redis kv backend (shared rate limits, sessions)
+  libjwt-dev              # OIDC/JWT bearer tokens
+  liboath-dev             # TOTP second factor
 )
 
 TEST_PACKAGES=(
@@ -24,6 +30,10 @@ TEST_PACKAGES=(
   clang llvm libclang-rt-14-dev   # libFuzzer, ASan/UBSan runtime
   python3 python3-pytest python3-requests
   prometheus              # promtool check metrics, a real scrape
+  redis-server            # real Redis for the kv and limits tests
+  postgresql              # real PostgreSQL for the store tests (started by the tests)
+  openssl                 # test keys for JWT (RS256/ES256)
+  python3-hnswlib python3-faiss   # vector index peers (bench/vector)
   wrk hyperfine curl procps psmisc
 )
 

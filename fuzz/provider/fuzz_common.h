@@ -14,7 +14,9 @@
 
 #include "core/mk_error.h"
 #include "core/mk_utf8.h"
+#include "core/mk_limits.h"
 #include "provider/mk_provider.h"
+#include "provider/provider_int.h"
 
 static int fuzz_sink(void *arg, const struct mk_stream_event *ev)
 {
@@ -43,9 +45,14 @@ static void fuzz_provider(const struct mk_provider_config *cfg, const uint8_t *d
     struct mk_provider_error err;
     int rc = p->ops->decode_chat(p, &call, body, &out, &usage, &err);
     if (rc == 0) {
-        json_object *o = json_tokener_parse(out.data);
-        if (!o) abort();
+        /* Relayed or re-serialised, the reply must be strict JSON with no raw control
+         * byte inside a string (json-c alone would accept one). */
+        json_tokener *st = json_tokener_new_ex(MK_MAX_JSON_DEPTH + 2);
+        json_tokener_set_flags(st, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+        json_object *o = json_tokener_parse_ex(st, out.data, (int)out.len);
+        if (!o || mk_json_has_raw_controls(mk_buf_slice(&out))) abort();
         json_object_put(o);
+        json_tokener_free(st);
     } else if (err.code != rc || !err.message[0]) {
         abort();
     }

@@ -120,6 +120,17 @@ void mk_api_authenticate(mk_ctx *ctx, int perm, void (*next)(mk_ctx *ctx))
         return;
     }
     if (!s->jwt) {
+        /* Not a Mayak key and no JWT issuer configured. Where keys are not required
+         * (loopback by default) this is a client that must send *some* key, like the
+         * official SDKs with apiKey "unused": it gets what an anonymous caller gets.
+         * A malformed "mk-" key is still refused above, so typos of real keys show. */
+        char ip[64];
+        peer_ip(ctx->req->peer, ip, sizeof ip);
+        if (!mk_auth_credentials_required(&s->auth_policy, s->listen_host) &&
+            mk_auth_anonymous(&s->auth_policy, s->listen_host, ip, &p) == 0) {
+            proceed(w, 0, &p);
+            return;
+        }
         proceed(w, MK_EUNAUTHORIZED, NULL);
         return;
     }

@@ -352,16 +352,17 @@ int mk_api_bind_group(mk_ctx *ctx)
         mk_api_fail_code(ctx, MK_ENOTFOUND, "model_not_found", msg);
         return -1;
     }
-    /* Dropped when the request's pool is freed: after every cleanup registered later
-     * (decoders, provider state) has run, since pool cleanups run last-in first-out. */
-    if (mk_pool_on_free(ctx->pool, unref_generation, gen) != 0) {
-        mk_api_fail(ctx, MK_ENOMEM, NULL);
-        return -1;
-    }
     if (ctx->principal_rec && !mk_principal_allows_model(ctx->principal_rec, g->config->name)) {
         char msg[MK_MAX_NAME_BYTES + 64];
         snprintf(msg, sizeof msg, "This key may not use the model '%.*s'", MK_MAX_NAME_BYTES, g->config->name);
         mk_api_fail_code(ctx, MK_EFORBIDDEN, "model_not_allowed", msg);
+        return -1;
+    }
+    /* Dropped when the request's pool is freed: after every cleanup registered later
+     * (decoders, provider state) has run, since pool cleanups run last-in first-out.
+     * The reference is taken together with registering its release. */
+    if (mk_pool_on_free(ctx->pool, unref_generation, gen) != 0) {
+        mk_api_fail(ctx, MK_ENOMEM, NULL);
         return -1;
     }
     mk_generation_ref(gen);

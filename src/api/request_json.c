@@ -1,5 +1,6 @@
 /* request_json: decoding and checking OpenAI request bodies within Mayak's limits.
  * Every message here reaches the client, so each names what is wrong and where. */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -7,6 +8,33 @@
 #include "core/mk_limits.h"
 #include "core/mk_utf8.h"
 #include "mk_api.h"
+
+/* One strict tokener per thread (a loop parses one body at a time): creating one per
+ * request cost more allocations than parsing a small body. Freed when the thread ends. */
+static pthread_key_t g_tok_key;
+static pthread_once_t g_tok_once = PTHREAD_ONCE_INIT;
+static bool g_tok_key_ok;
+
+static void tok_destroy(void *tok) { json_tokener_free(tok); }
+static void tok_key_init(void) { g_tok_key_ok = pthread_key_create(&g_tok_key, tok_destroy) == 0; }
+
+static json_tokener *request_tokener(void)
+{
+    pthread_once(&g_tok_once, tok_key_init);
+    json_tokener *tok = g_tok_key_ok ? pthread_getspecific(g_tok_key) : NULL;
+    if (tok) {
+        json_tokener_reset(tok);
+        return tok;
+    }
+    tok = json_tokener_new_ex(MK_MAX_JSON_DEPTH);
+    if (!tok) return NULL;
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    if (!g_tok_key_ok || pthread_setspecific(g_tok_key, tok) != 0) {
+        json_tokener_free(tok);
+        return NULL;
+    }
+    return tok;
+}
 
 int mk_api_parse_json(mk_slice body, json_object **out, char *msg, size_t msglen)
 {
@@ -25,13 +53,12 @@ int mk_api_parse_json(mk_slice body, json_object **out, char *msg, size_t msglen
         snprintf(msg, msglen, "request body is not valid UTF-8");
         return MK_EBADUTF8;
     }
-    json_tokener *tok = json_tokener_new_ex(MK_MAX_JSON_DEPTH);
+    json_tokener *tok = request_tokener();
     if (!tok) return MK_ENOMEM;
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     json_object *obj = json_tokener_parse_ex(tok, body.ptr, (int)body.len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t used = json_tokener_get_parse_end(tok);
-    json_tokener_free(tok);
+    json_tokener_reset(tok);   /* drops a half-built value of a failed parse now */
     if (!obj || jerr != json_tokener_success) {
         json_object_put(obj);
         if (jerr == json_tokener_error_depth)

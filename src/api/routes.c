@@ -21,6 +21,8 @@ struct route {
 
 #define NO_AUTH (-1)
 
+void mk_api_memory(mk_ctx *ctx); /* memory_api.c: dispatches /api/v1/memory/... itself */
+
 /* OpenAI SDKs use base URLs with /v1; some clients omit it, so both are served. */
 static const struct route routes[] = {
     {"POST", "/v1/chat/completions", "chat_completions", mk_api_chat, true, MK_PERM_CHAT},
@@ -34,6 +36,13 @@ static const struct route routes[] = {
     {"GET", "/healthz", "healthz", mk_api_healthz, false, NO_AUTH},
     {"GET", "/readyz", "readyz", mk_api_readyz, false, NO_AUTH},
     {"GET", "/api/v1/usage", "usage", mk_api_usage, true, MK_PERM_USAGE_READ},
+    /* agent memory: every role's agents use their tenant's memory; erasure and sweeps
+     * check for admin.users inside (memory_api.c) */
+    {"GET", "/api/v1/memory/", "memory", mk_api_memory, true, MK_PERM_CHAT},
+    {"POST", "/api/v1/memory/", "memory", mk_api_memory, true, MK_PERM_CHAT},
+    {"PUT", "/api/v1/memory/", "memory", mk_api_memory, true, MK_PERM_CHAT},
+    {"PATCH", "/api/v1/memory/", "memory", mk_api_memory, true, MK_PERM_CHAT},
+    {"DELETE", "/api/v1/memory/", "memory", mk_api_memory, true, MK_PERM_CHAT},
 };
 
 static bool path_matches(const struct route *r, mk_slice path)

@@ -11,6 +11,7 @@
 #include "audit/mk_audit.h"
 #include "auth/mk_keys.h"
 #include "guard/mk_injection.h"
+#include "memory/mk_memory.h"
 #include "config/mk_config.h"
 #include "core/mk_buf.h"
 #include "core/mk_error.h"
@@ -39,6 +40,8 @@ static const struct passthrough passthroughs[] = {
     {"keys", "keys create|list|rotate|revoke ...   manage API keys (mayak keys help)", run_keys},
     {"audit", "audit verify|export|pubkey ...       check and export the audit chain", run_audit},
     {"guard", "guard train --data F --out M         train the prompt-injection classifier", run_guard},
+    {"memory", "memory stats|search|add|import|facts|erase|sweep|reindex ...  agent memory (mayak memory help)",
+     mk_memory_cli_main},
 };
 
 struct cli_opts {

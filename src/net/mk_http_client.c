@@ -16,8 +16,21 @@
  *
  * Per-call objects (easy handle, timer, buffers) are pooled: a keep-alive call then
  * costs one curl_easy_reset and a few setopts, no allocation, no new connection.
+ *
+ * This file is also the dispatcher: plain http:// calls that the native HTTP/1.1 path
+ * can serve exactly as libcurl would (mk_http__native_target) go there
+ * (mk_http_client_native.c); https, proxies, host names, credentials in URLs and
+ * compressed replies stay here. MAYAK_UPSTREAM_CLIENT=curl in the environment (read
+ * when a client is created) or mk_http_client_set_native(c, false) sends everything
+ * to libcurl.
+ *
+ * Proxies: the environment (http_proxy, https_proxy/HTTPS_PROXY, all_proxy/ALL_PROXY,
+ * no_proxy/NO_PROXY, with libcurl's precedence) is read once when the client is
+ * created and handed to libcurl explicitly, which otherwise calls getenv several
+ * times per transfer.
  */
 #include "net/mk_http_client.h"
+#include "net/mk_http_client_int.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -31,17 +44,13 @@
 
 /* Idle call objects kept for reuse; more than this are freed. A burst above it costs
  * allocations again, never correctness. */
-#define POOL_MAX 1024
+#define POOL_MAX MK_HTTP__CALL_POOL_MAX
 /* Idle connections kept in the cache over all hosts: a few providers, each allowed
  * MK_UPSTREAM_MAX_HOST_CONNECTIONS. curl's own default (4 x handles in use) would
  * drop most of a burst's connections as soon as the burst ends. */
 #define MAX_CACHED_CONNECTIONS MK_UPSTREAM_MAX_IDLE_CONNECTIONS
-/* Response header bytes kept per call (the last response only). Provider replies
- * carry a few KB; curl itself refuses a single line over 100 KB. */
-#define MAX_RESPONSE_HEADER_BYTES (64 * 1024)
-/* A pooled call frees buffers that grew past this, so one huge reply does not stay
- * pinned in the pool. */
-#define KEEP_BUF_BYTES (64 * 1024)
+#define MAX_RESPONSE_HEADER_BYTES MK_HTTP__MAX_RESPONSE_HEADER_BYTES
+#define KEEP_BUF_BYTES MK_HTTP__KEEP_BUF_BYTES
 /* Request header lines per call, caller's plus ours. */
 #define MAX_REQUEST_HEADERS 128
 
@@ -55,6 +64,7 @@ struct sock {
 };
 
 struct mk_http_call {
+    struct mk_http__call_head head;   /* native = false: a libcurl call */
     mk_http_client *c;
     CURL *easy;
     uv_timer_t timer;             /* first-byte and idle-gap deadline */
@@ -102,6 +112,11 @@ struct mk_http_client {
     int busy;                     /* inside any dispatch that may run user callbacks */
     size_t closing;               /* uv handles whose close callback is pending */
     bool free_requested, freeing, warned_insecure;
+
+    mk_http__native *native;      /* the plain-HTTP fast path; NULL after free */
+    bool native_on;
+    /* Proxy settings from the environment, read once (NULL = none). */
+    char *http_proxy, *https_proxy, *no_proxy;
 };
 
 /* --- global init ------------------------------------------------------------ */
@@ -115,7 +130,11 @@ static void global_init(void) { g_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT
 
 static void maybe_finish_free(mk_http_client *c)
 {
-    if (c->freeing && c->closing == 0) free(c);
+    if (!c->freeing || c->closing) return;
+    free(c->http_proxy);
+    free(c->https_proxy);
+    free(c->no_proxy);
+    free(c);
 }
 
 static void client_handle_closed(uv_handle_t *h)
@@ -595,6 +614,55 @@ static size_t write_cb(char *ptr, size_t size, size_t n, void *userp)
     return len;
 }
 
+/* --- proxies --------------------------------------------------------------- */
+
+static int dup_env(char **dst, const char *a, const char *b)
+{
+    const char *v = getenv(a);
+    if ((!v || !*v) && b) v = getenv(b);
+    if (!v || !*v) return 0;
+    *dst = strdup(v);
+    return *dst ? 0 : MK_ENOMEM;
+}
+
+/* libcurl's own lookup, once: http_proxy is lower case only (a CGI environment sets
+ * HTTP_PROXY from a request header), the others either case; all_proxy for both. */
+static int read_proxy_env(mk_http_client *c)
+{
+    char *all = NULL;
+    int rc = dup_env(&c->http_proxy, "http_proxy", NULL);
+    if (!rc) rc = dup_env(&c->https_proxy, "https_proxy", "HTTPS_PROXY");
+    if (!rc) rc = dup_env(&c->no_proxy, "no_proxy", "NO_PROXY");
+    if (!rc) rc = dup_env(&all, "all_proxy", "ALL_PROXY");
+    if (!rc && all && !c->http_proxy) rc = (c->http_proxy = strdup(all)) ? 0 : MK_ENOMEM;
+    if (!rc && all && !c->https_proxy) rc = (c->https_proxy = strdup(all)) ? 0 : MK_ENOMEM;
+    free(all);
+    return rc;
+}
+
+/* Whether no_proxy surely exempts `host` from the proxy: "*", or an entry equal to
+ * the host or a domain suffix of it. Anything subtler (CIDR ranges) answers false,
+ * which only sends the call through libcurl, whose own check then decides. */
+static bool no_proxy_exempts(const char *no_proxy, mk_slice host)
+{
+    if (!no_proxy) return false;
+    if (host.len > 2 && host.ptr[0] == '[') host = (mk_slice){host.ptr + 1, host.len - 2};
+    const char *p = no_proxy;
+    while (*p) {
+        while (*p == ' ' || *p == ',') p++;
+        const char *e = p;
+        while (*e && *e != ',' && *e != ' ') e++;
+        mk_slice tok = {p, (size_t)(e - p)};
+        p = e;
+        if (tok.len == 1 && tok.ptr[0] == '*') return true;
+        if (tok.len && tok.ptr[0] == '.') tok = (mk_slice){tok.ptr + 1, tok.len - 1};
+        if (!tok.len || tok.len > host.len) continue;
+        mk_slice tail = {host.ptr + host.len - tok.len, tok.len};
+        if (mk_slice_eq_nocase(tail, tok) && (tok.len == host.len || tail.ptr[-1] == '.')) return true;
+    }
+    return false;
+}
+
 /* --- client ----------------------------------------------------------------- */
 
 int mk_http_client_new(uv_loop_t *loop, mk_http_client **out)
@@ -627,12 +695,27 @@ int mk_http_client_new(uv_loop_t *loop, mk_http_client **out)
         free(c);
         return MK_EINTERNAL;
     }
+    if (read_proxy_env(c) != 0 || mk_http__native_new(loop, &c->native) != 0) {
+        curl_multi_cleanup(c->multi);
+        free(c->http_proxy);
+        free(c->https_proxy);
+        free(c->no_proxy);
+        free(c);
+        return MK_ENOMEM;
+    }
+    const char *mode = getenv("MAYAK_UPSTREAM_CLIENT");
+    c->native_on = !(mode && strcmp(mode, "curl") == 0);
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
     uv_idle_init(loop, &c->kick);
     c->kick.data = c;
     *out = c;
     return 0;
+}
+
+void mk_http_client_set_native(mk_http_client *c, bool on)
+{
+    if (c) c->native_on = on;
 }
 
 /* Everything is cancelled without callbacks; the client's memory goes with the last
@@ -672,20 +755,35 @@ void mk_http_client_free(mk_http_client *c)
 {
     if (!c || c->free_requested) return;
     c->free_requested = true;
+    mk_http__native_free(c->native);   /* defers itself if inside its own dispatch */
+    c->native = NULL;
     for (mk_http_call *call = c->active; call; call = call->next) call->cancelled = true;
     if (c->busy) return;   /* finished by leave() when the dispatch unwinds */
     do_free(c);
 }
 
-size_t mk_http_client_active(const mk_http_client *c) { return c ? c->nactive : 0; }
+size_t mk_http_client_active(const mk_http_client *c)
+{
+    return c ? c->nactive + mk_http__native_active(c->native) : 0;
+}
 
 /* --- starting a call -------------------------------------------------------- */
 
-static bool is_tchar(unsigned char ch)
-{
-    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) return true;
-    return ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
-}
+/* RFC 9110 token characters; a table because every header line of every call is
+ * checked. */
+static const bool tchar[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1,
+    ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1,
+    ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+    ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+};
+
+static bool is_tchar(unsigned char ch) { return tchar[ch]; }
 
 static bool valid_method(const char *m)
 {
@@ -713,14 +811,13 @@ static bool valid_url(const char *u)
 
 /* "Name: value", "Name:" (removes a header curl would add) or "Name;" (sends it empty,
  * curl's convention). Returns the name's length, 0 when invalid. */
-static size_t header_name_len(const char *h)
+size_t mk_http__header_name_len(const char *h)
 {
     size_t i = 0;
     while (is_tchar((unsigned char)h[i])) i++;
     if (i == 0 || (h[i] != ':' && h[i] != ';')) return 0;
     if (h[i] == ';' && h[i + 1] != '\0') return 0;
-    for (const char *p = h + i; *p; p++)
-        if (*p == '\r' || *p == '\n') return 0;
+    if (h[i + strcspn(h + i, "\r\n")] != '\0') return 0;
     return i;
 }
 
@@ -749,7 +846,7 @@ static int build_headers(mk_http_call *call, const struct mk_http_call_opts *o, 
     for (size_t i = 0; i < o->nheaders; i++) {
         const char *h = o->headers[i];
         if (!h) return MK_EINVAL;
-        size_t n = header_name_len(h);
+        size_t n = mk_http__header_name_len(h);
         if (!n) return MK_EINVAL;
         if (name_is(h, n, "Content-Type")) have_ct = true;
         if (name_is(h, n, "Accept-Encoding") && h[n] == ':') {
@@ -842,6 +939,10 @@ static int setup(mk_http_client *c, mk_http_call *call, const struct mk_http_cal
     CURLcode e = CURLE_OK;
     call->errbuf[0] = '\0';
     SET(CURLOPT_URL, o->url);
+    /* Set explicitly ("" = none), so libcurl does not getenv per transfer. */
+    SET(CURLOPT_PROXY, has_prefix_nocase(o->url, "https://") ? (c->https_proxy ? c->https_proxy : "")
+                                                             : (c->http_proxy ? c->http_proxy : ""));
+    SET(CURLOPT_NOPROXY, c->no_proxy ? c->no_proxy : "");
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_PRIVATE, (void *)call);
     SET(CURLOPT_NOSIGNAL, 1L);
@@ -892,6 +993,15 @@ int mk_http_call_start(mk_http_client *c, const struct mk_http_call_opts *o, mk_
     if (o->method && !valid_method(o->method)) return MK_EINVAL;
     if (o->body_len && !o->body) return MK_EINVAL;
     if (o->nheaders && !o->headers) return MK_EINVAL;
+    if (o->nheaders > MAX_REQUEST_HEADERS - 2) return MK_EINVAL;
+    for (size_t i = 0; i < o->nheaders; i++)
+        if (!o->headers[i] || !mk_http__header_name_len(o->headers[i])) return MK_EINVAL;
+    if (o->method && !strcmp(o->method, "HEAD") && (o->body || o->body_len)) return MK_EINVAL;
+
+    struct mk_http__target t;
+    if (c->native_on && c->native && mk_http__native_target(o, &t) &&
+        (!c->http_proxy || no_proxy_exempts(c->no_proxy, t.host)))
+        return mk_http__native_start(c->native, o, &t, out);
 
     mk_http_call *call = call_get(c);
     if (!call) return MK_ENOMEM;
@@ -942,6 +1052,10 @@ int mk_http_call_start(mk_http_client *c, const struct mk_http_call_opts *o, mk_
 
 void mk_http_call_cancel(mk_http_call *call)
 {
+    if (call && mk_http__call_is_native(call)) {
+        mk_http__native_cancel(call);
+        return;
+    }
     if (!call || call->cancelled || call->done) return;
     mk_http_client *c = call->c;
     call->cancelled = true;
@@ -965,10 +1079,17 @@ void mk_http_call_cancel(mk_http_call *call)
 
 mk_slice mk_http_call_response_header(const mk_http_call *call, const char *name)
 {
+    if (!call || !name) return (mk_slice){"", 0};
+    if (mk_http__call_is_native(call)) return mk_http__native_response_header(call, name);
+    return mk_http__header_lookup(&call->hdrs, name);
+}
+
+mk_slice mk_http__header_lookup(const mk_buf *hdrs, const char *name)
+{
     mk_slice none = {"", 0};
-    if (!call || !name || !call->hdrs.data) return none;
+    if (!hdrs->data || !name) return none;
     mk_slice want = mk_slice_cstr(name);
-    const char *p = call->hdrs.data, *end = p + call->hdrs.len;
+    const char *p = hdrs->data, *end = p + hdrs->len;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         if (!nl) nl = end;
@@ -984,5 +1105,14 @@ mk_slice mk_http_call_response_header(const mk_http_call *call, const char *name
     return none;
 }
 
-uint64_t mk_http_call_connect_us(const mk_http_call *call) { return call ? call->connect_us : 0; }
-uint64_t mk_http_call_first_byte_us(const mk_http_call *call) { return call ? call->first_byte_us : 0; }
+uint64_t mk_http_call_connect_us(const mk_http_call *call)
+{
+    if (!call) return 0;
+    return mk_http__call_is_native(call) ? mk_http__native_connect_us(call) : call->connect_us;
+}
+
+uint64_t mk_http_call_first_byte_us(const mk_http_call *call)
+{
+    if (!call) return 0;
+    return mk_http__call_is_native(call) ? mk_http__native_first_byte_us(call) : call->first_byte_us;
+}

@@ -1,9 +1,15 @@
 /*
- * mk_http_client: non-blocking upstream HTTP(S) client, libcurl's multi socket API
- * driven by the libuv loop (uv_poll per socket, one uv_timer for curl's timeouts).
+ * mk_http_client: non-blocking upstream HTTP(S) client on the libuv loop. Two paths
+ * behind one contract: plain http:// calls to an IP literal or "localhost" take a
+ * native HTTP/1.1 path (libuv TCP + http-parser, its own keep-alive pool; the usual
+ * self-hosted model server); everything else (https, host names, proxies, compressed
+ * replies) goes through libcurl's multi socket API driven by the loop.
  *
- * Connections are kept alive and reused per host (libcurl's connection cache), so a
- * busy gateway does not pay a TCP/TLS handshake per request.
+ * Connections are kept alive and reused per host, so a busy gateway does not pay a
+ * TCP/TLS handshake per request. At most MK_UPSTREAM_MAX_HOST_CONNECTIONS are open to
+ * one host at once (further calls wait for one) and MK_UPSTREAM_MAX_IDLE_CONNECTIONS
+ * are kept idle. A reused connection found closed before any byte of the reply is
+ * retried once on a new one.
  *
  * Timeouts, each 0 = none: connect; first byte (from start until the first body
  * byte: for LLMs the time to first token); idle (largest gap between two body
@@ -84,5 +90,9 @@ uint64_t mk_http_call_connect_us(const mk_http_call *call);
 uint64_t mk_http_call_first_byte_us(const mk_http_call *call);
 /* Calls currently running. */
 size_t mk_http_client_active(const mk_http_client *c);
+/* Whether calls started from now on may take the native plain-HTTP path (default:
+ * yes, unless MAYAK_UPSTREAM_CLIENT=curl was set when the client was created); false
+ * sends every call through libcurl. Calls already running are not affected. */
+void mk_http_client_set_native(mk_http_client *c, bool on);
 
 #endif

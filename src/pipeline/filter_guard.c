@@ -81,6 +81,8 @@ static void release_state(void *arg)
 
 /* ---- input ------------------------------------------------------------------- */
 
+static enum mk_guard_decision gateway_decision(const struct mk_guard *g, const struct mk_injection_verdict *v);
+
 /* Scores one text; keeps the worst verdict in *worst. */
 static int scan_text(struct mk_guard *g, const char *text, size_t len, struct mk_injection_verdict *worst,
                      bool *any)
@@ -177,6 +179,7 @@ static int guard_request(mk_ctx *ctx)
     else json_object_put(masked);
 
     char verdict[256];
+    if (scanned) worst.decision = gateway_decision(g, &worst);
     if (scanned) {
         const char *decision = mk_guard_decision_name(worst.decision);
         snprintf(verdict, sizeof verdict, "{\"score\":%.3f,\"decision\":\"%s\",\"category\":\"%s\"}", worst.score,
@@ -196,6 +199,21 @@ static int guard_request(mk_ctx *ctx)
         mk_ctx_add_verdict(ctx, "pii", verdict);
     }
     return MK_FILTER_CONTINUE;
+}
+
+/* The gateway's own decision on a verdict. The classifier alone is noisy on short
+ * benign text ("are you still there?" scores ~0.7), so it may block only when it is
+ * very sure; below that, a block needs a matched rule too. Everything past the flag
+ * threshold is flagged: visible in headers, audit and metrics, not refused. */
+#define CLASSIFIER_ALONE_BLOCKS 0.9f
+
+static enum mk_guard_decision gateway_decision(const struct mk_guard *g, const struct mk_injection_verdict *v)
+{
+    if (g->policy.action == MK_GUARD_BLOCK && v->score >= g->policy.block_threshold &&
+        (v->nmatches > 0 || v->model_score >= CLASSIFIER_ALONE_BLOCKS))
+        return MK_GUARD_BLOCK;
+    if (g->policy.action >= MK_GUARD_FLAG && v->score >= g->policy.flag_threshold) return MK_GUARD_FLAG;
+    return MK_GUARD_ALLOW;
 }
 
 static bool has_tag(const mk_deployment *d, const char *tag)

@@ -113,9 +113,11 @@ static int openai_decode_chat(mk_provider *p, const struct mk_chat_call *call, m
         rc = mk_perr(err, MK_EUPSTREAM_BADREPLY, true, "upstream reply has a malformed \"usage\"");
         goto out;
     }
-    /* Re-serialised rather than relayed: json-c's output is always valid JSON even
-     * where the upstream put raw control characters inside strings. */
-    rc = mk_buf_append_json(out_json, root);
+    /* Relayed byte for byte once validated (the common case: no re-serialising);
+     * re-serialised only when raw control characters make the bytes invalid JSON for
+     * strict clients: json-c's output always escapes them. */
+    if (mk_json_has_raw_controls(body)) rc = mk_buf_append_json(out_json, root);
+    else rc = mk_buf_append_slice(out_json, body);
     if (rc) mk_perr(err, rc, true, "cannot hold the reply");
 out:
     json_object_put(root);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,9 +53,34 @@ json_tokener *mk_json_tokener_new(void)
     return tok;
 }
 
+/* One tokener per thread for callers without their own: a new one costs several
+ * allocations and a cleared depth stack, more than parsing a small reply. Freed when
+ * its thread ends. mk_json_parse_strict does not re-enter itself, so one is enough. */
+static pthread_key_t g_tok_key;
+static pthread_once_t g_tok_once = PTHREAD_ONCE_INIT;
+static bool g_tok_key_ok;
+
+static void tok_destroy(void *tok) { json_tokener_free(tok); }
+static void tok_key_init(void) { g_tok_key_ok = pthread_key_create(&g_tok_key, tok_destroy) == 0; }
+
+static json_tokener *thread_tokener(void)
+{
+    pthread_once(&g_tok_once, tok_key_init);
+    if (!g_tok_key_ok) return NULL;
+    json_tokener *tok = pthread_getspecific(g_tok_key);
+    if (tok) return tok;
+    tok = mk_json_tokener_new();
+    if (tok && pthread_setspecific(g_tok_key, tok) != 0) {
+        json_tokener_free(tok);
+        return NULL;
+    }
+    return tok;
+}
+
 json_object *mk_json_parse_strict(json_tokener *tok, mk_slice in, const char *what, struct mk_provider_error *err)
 {
     json_tokener *own = NULL;
+    if (!tok) tok = thread_tokener();
     if (!tok) {
         own = tok = mk_json_tokener_new();
         if (!tok) {
@@ -98,6 +124,28 @@ json_object *mk_json_parse_strict(json_tokener *tok, mk_slice in, const char *wh
     }
     if (own) json_tokener_free(own);
     return obj;
+}
+
+bool mk_json_has_raw_controls(mk_slice in)
+{
+    /* Most replies have no control byte at all: a branch-free count first (the
+     * compiler vectorises it), the string-aware walk only when there is one. */
+    size_t ctl = 0;
+    for (size_t i = 0; i < in.len; i++) ctl += (unsigned char)in.ptr[i] < 0x20;
+    if (ctl == 0) return false;
+    bool in_string = false;
+    for (size_t i = 0; i < in.len; i++) {
+        unsigned char ch = (unsigned char)in.ptr[i];
+        if (ch < 0x20) {
+            if (in_string || (ch != '\t' && ch != '\n' && ch != '\r')) return true;
+        } else if (ch == '"') {
+            in_string = !in_string;
+        } else if (ch == '\\' && in_string && i + 1 < in.len) {
+            i++;   /* the escaped byte never ends the string */
+            if ((unsigned char)in.ptr[i] < 0x20) return true;
+        }
+    }
+    return false;
 }
 
 json_object *mk_json_get(json_object *o, const char *key, enum json_type type)

@@ -46,6 +46,10 @@ json_object *mk_json_parse_strict(json_tokener *tok, mk_slice in, const char *wh
                                   struct mk_provider_error *err);
 /* A tokener with Mayak's depth cap and strict flags; NULL on out-of-memory. */
 json_tokener *mk_json_tokener_new(void);
+/* Whether `in` (JSON already validated) has a raw control byte (< 0x20) inside a
+ * string, or one outside strings other than JSON's whitespace: such bytes make it
+ * invalid for strict clients, so a reply is re-serialised instead of relayed. */
+bool mk_json_has_raw_controls(mk_slice in);
 
 /* Typed lookups that return NULL when the key is absent, null or of another type. */
 json_object *mk_json_get(json_object *o, const char *key, enum json_type type);

@@ -3,6 +3,10 @@
  * own thread and libuv loop on 127.0.0.1, and each path is one behaviour (echo, paced
  * chunks, stalls, truncated bodies, interim 100 responses, ...). It does not use
  * src/net/mk_http.c so the client is tested on its own.
+ *
+ * The URLs here are plain http:// to 127.0.0.1, so by default they take the client's
+ * native path; test_http_client_curl.c compiles this file again with
+ * MK_HTTPC_FORCE_CURL, so every test also runs through libcurl.
  */
 #include <criterion/criterion.h>
 
@@ -23,6 +27,7 @@
 #include "core/mk_error.h"
 #include "core/mk_time.h"
 #include "net/mk_http_client.h"
+#include "net/mk_http_client_int.h"
 
 /* ---------------------------------------------------------------- test server */
 
@@ -49,6 +54,7 @@ struct sconn {
     /* paced response state */
     int step, nsteps, gap_ms;
     int mode;
+    bool drop_next;      /* close instead of answering the next request */
 };
 
 enum { MODE_STREAM = 1, MODE_FIRST, MODE_STALL };
@@ -203,6 +209,24 @@ static void handle(struct sconn *conn, const char *method, const char *target,
     } else if (strncmp(target, "/interim", 8) == 0) {
         swrite(conn, "HTTP/1.1 100 Continue\r\nX-Interim: yes\r\n\r\n"
                      "HTTP/1.1 201 Created\r\nX-Final: yes\r\nContent-Length: 2\r\n\r\nok");
+    } else if (strncmp(target, "/drop-next", 10) == 0) {
+        /* Answers, then drops the connection when the next request arrives on it: a
+         * keep-alive connection the server closed while the client held it idle. */
+        respond_simple(conn, "", "first", 5);
+        conn->drop_next = true;
+    } else if (strncmp(target, "/close-hdr", 10) == 0) {
+        respond_simple(conn, "Connection: close\r\n", "bye", 3);   /* and keeps it open */
+    } else if (strncmp(target, "/http10", 7) == 0) {
+        const char *r = "HTTP/1.0 200 OK\r\nX-Old: 1\r\n\r\nbody until close";
+        swrite2(conn, r, strlen(r), true);
+        conn->busy = true;
+    } else if (strncmp(target, "/trailers", 9) == 0) {
+        swrite(conn, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Head: h\r\n\r\n"
+                     "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n");
+    } else if (strncmp(target, "/extra", 6) == 0) {
+        swrite(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokGARBAGE");
+    } else if (strncmp(target, "/head", 5) == 0) {
+        swrite(conn, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nX-Head: yes\r\n\r\n");
     } else if (strncmp(target, "/empty", 6) == 0) {
         swrite(conn, "HTTP/1.1 204 No Content\r\nX-Empty: 1\r\n\r\n");
     } else {
@@ -223,7 +247,7 @@ static void try_parse(struct sconn *conn)
         }
         if (conn->len < head_len + clen) return;
         char method[16] = "", target[256] = "";
-        if (sscanf(conn->buf, "%15s %255s", method, target) != 2) {
+        if (sscanf(conn->buf, "%15s %255s", method, target) != 2 || conn->drop_next) {
             sconn_close(conn);
             return;
         }
@@ -366,6 +390,9 @@ static void setup_all(void)
     signal(SIGPIPE, SIG_IGN);
     cr_assert_eq(uv_loop_init(&loop), 0);
     cr_assert_eq(mk_http_client_new(&loop, &client), 0);
+#ifdef MK_HTTPC_FORCE_CURL
+    mk_http_client_set_native(client, false);
+#endif
     server = srv_start();
 }
 
@@ -1246,3 +1273,192 @@ Test(http_client, sequential_keep_alive_throughput)
     fprintf(stderr, "http_client: %d calls over %d keep-alive chains: %.0f calls/s, %.1f us/call client CPU\n",
             total, CHAINS, total / ((double)dt / 1e6), (double)dc / total);
 }
+
+/* ---------------------------------------------------------------- connection handling */
+
+/* Two calls one after the other (the second from the loop, not from on_done). */
+static void two_calls(const char *p1, const char *p2, struct res *r1, struct res *r2)
+{
+    cr_assert_eq(start(p1, r1, false, NULL), 0);
+    run();
+    cr_assert_eq(start(p2, r2, false, NULL), 0);
+    run();
+}
+
+Test(http_client, stale_keep_alive_connection_is_retried)
+{
+    static struct res r1, r2;
+    two_calls("/drop-next", "/echo", &r1, &r2);
+    cr_assert_eq(r1.rc, 0);
+    cr_assert_eq(r1.body_len, 5);
+    cr_assert_eq(r2.done, 1);
+    cr_assert_eq(r2.rc, 0, "a reused connection closed before any reply byte is retried (rc %d)", r2.rc);
+    cr_assert_eq(r2.status, 200);
+    cr_assert_eq(atomic_load(&server->accepted), 2);
+}
+
+Test(http_client, connection_close_is_not_reused)
+{
+    static struct res r1, r2;
+    two_calls("/close-hdr", "/echo", &r1, &r2);
+    cr_assert_eq(r1.rc, 0);
+    cr_assert_eq(r1.body_len, 3);
+    cr_assert_eq(r2.rc, 0);
+    cr_assert_eq(atomic_load(&server->accepted), 2);
+}
+
+Test(http_client, http10_body_delimited_by_close)
+{
+    static struct res r, r2;
+    cr_assert_eq(start("/http10", &r, false, NULL), 0);
+    cr_assert_eq(start("/http10", &r2, true, NULL), 0);
+    run();
+    cr_assert_eq(r.rc, 0);
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(r.body_len, strlen("body until close"));
+    cr_assert_eq(memcmp(r.body, "body until close", r.body_len), 0);
+    cr_assert_eq(r2.rc, 0);
+    cr_assert(has(&r2, "body until close"));
+}
+
+Test(http_client, chunk_extensions_and_trailers)
+{
+    static struct res r;
+    cr_assert_eq(start("/trailers", &r, false, NULL), 0);
+    run();
+    cr_assert_eq(r.rc, 0);
+    cr_assert_eq(r.body_len, 11);
+    cr_assert_eq(memcmp(r.body, "hello world", 11), 0);
+}
+
+static void check_trailer_headers(mk_http_call *call, int rc, int status, mk_slice body, void *arg)
+{
+    (void)status, (void)body;
+    struct res *r = arg;
+    r->done++;
+    r->rc = rc;
+    copy_slice(r->hdr_final, sizeof(r->hdr_final), mk_http_call_response_header(call, "X-Head"));
+    copy_slice(r->hdr_interim, sizeof(r->hdr_interim), mk_http_call_response_header(call, "X-Trailer"));
+}
+
+Test(http_client, trailers_are_not_response_headers)
+{
+    static struct res r;
+    cr_assert_eq(mk_http_call_start(client, &(struct mk_http_call_opts){
+        .url = url("/trailers"), .on_done = check_trailer_headers, .arg = &r}, NULL), 0);
+    run();
+    cr_assert_eq(r.rc, 0);
+    cr_assert_str_eq(r.hdr_final, "h");
+    cr_assert_str_eq(r.hdr_interim, "");
+}
+
+Test(http_client, stray_bytes_after_reply_are_not_reused)
+{
+    static struct res r1, r2;
+    two_calls("/extra", "/echo", &r1, &r2);
+    cr_assert_eq(r1.rc, 0);
+    cr_assert_eq(r1.body_len, 2);
+    cr_assert_eq(r2.rc, 0);
+    cr_assert(has(&r2, "GET /echo"));
+    cr_assert_eq(atomic_load(&server->accepted), 2);
+}
+
+Test(http_client, head_has_no_body)
+{
+    static struct res r, r2;
+    struct mk_http_call_opts o = opts_for("/head", &r, false);
+    o.method = "HEAD";
+    o.total_timeout_ms = 5000;
+    cr_assert_eq(mk_http_call_start(client, &o, NULL), 0);
+    run();
+    cr_assert_eq(r.rc, 0);
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(r.body_len, 0);
+    /* The connection is still good for the next call. */
+    cr_assert_eq(start("/echo", &r2, false, NULL), 0);
+    run();
+    cr_assert_eq(r2.rc, 0);
+    cr_assert_eq(atomic_load(&server->accepted), 1);
+}
+
+Test(http_client, localhost_and_header_overrides)
+{
+    static struct res r;
+    char u[96];
+    snprintf(u, sizeof(u), "http://LocalHost:%d/echo?q=1#fragment", server->port);
+    struct mk_http_call_opts o = opts_for("/", &r, false);
+    o.url = u;
+    const char *hdrs[] = {"User-Agent: custom/1", "Accept:", "X-Empty;", "Host: example.test"};
+    o.headers = hdrs;
+    o.nheaders = 4;
+    cr_assert_eq(mk_http_call_start(client, &o, NULL), 0);
+    run();
+    cr_assert_eq(r.rc, 0);
+    cr_assert(has(&r, "GET /echo?q=1 HTTP/1.1\r\n"), "%.*s", (int)r.body_len, r.body);
+    cr_assert(has(&r, "User-Agent: custom/1\r\n"));
+    cr_assert(!has(&r, "mayak/"));
+    cr_assert(!has(&r, "Accept:"));
+    cr_assert(has(&r, "X-Empty:"));
+    cr_assert(has(&r, "Host: example.test\r\n"));
+    cr_assert(!has(&r, "fragment"));
+}
+
+#ifndef MK_HTTPC_FORCE_CURL
+Test(http_client, native_routing)
+{
+    struct mk_http__target t;
+    struct mk_http_call_opts o = {0};
+    const char *yes[] = {"http://127.0.0.1:8000/v1/chat/completions", "http://localhost/x", "HTTP://10.0.0.1",
+                         "http://[::1]:9000/v1?x=1#frag", "http://127.0.0.1:1?q"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        o.url = yes[i];
+        cr_assert(mk_http__native_target(&o, &t), "%s", yes[i]);
+    }
+    o.url = "http://[::1]:9000/v1?x=1#frag";
+    cr_assert(mk_http__native_target(&o, &t));
+    cr_assert_eq(t.port, 9000);
+    cr_assert(mk_slice_eq_cstr(t.host, "[::1]"));
+    cr_assert(mk_slice_eq_cstr(t.path, "/v1?x=1"));
+    const char *no[] = {"https://127.0.0.1/", "http://example.com/", "http://u:p@127.0.0.1/",
+                        "http://127.0.0.1:0/", "http://127.0.0.1:70000/", "http://127.0.0.1:/",
+                        "http://127.1/", "http://[fe80::1%25eth0]/", "http://127.0.0.1/a/../b",
+                        "http://127.0.0.1/\xc3\xa9"};
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+        o.url = no[i];
+        cr_assert(!mk_http__native_target(&o, &t), "%s", no[i]);
+    }
+    o.url = "http://127.0.0.1/";
+    const char *framing[] = {"Accept-Encoding: gzip", "Transfer-Encoding: chunked", "Connection: close",
+                             "Content-Length: 5", "Expect: 100-continue"};
+    for (size_t i = 0; i < sizeof(framing) / sizeof(framing[0]); i++) {
+        o.headers = &framing[i];
+        o.nheaders = 1;
+        cr_assert(!mk_http__native_target(&o, &t), "%s", framing[i]);
+    }
+    const char *fine[] = {"Expect:", "Accept-Encoding:", "Authorization: Bearer x"};
+    o.headers = fine;
+    o.nheaders = 3;
+    cr_assert(mk_http__native_target(&o, &t));
+}
+
+/* The idle pool: connections stay open after a burst, up to the cap, and a server
+ * closing them is noticed without any call. */
+Test(http_client, native_pool_keeps_and_drops_idle_connections)
+{
+    enum { N = 20 };
+    static struct res r[N];
+    for (int i = 0; i < N; i++) cr_assert_eq(start("/echo", &r[i], false, NULL), 0);
+    run();
+    for (int i = 0; i < N; i++) cr_assert_eq(r[i].rc, 0);
+    size_t idle = 0;
+    size_t open = mk_http__native_connections(NULL, &idle);
+    cr_assert_eq(open, 0);
+    cr_assert_eq(atomic_load(&server->accepted), N);
+    /* Every connection came back to the pool; 20 more calls reuse them. */
+    static struct res again[N];
+    for (int i = 0; i < N; i++) cr_assert_eq(start("/echo", &again[i], false, NULL), 0);
+    run();
+    for (int i = 0; i < N; i++) cr_assert_eq(again[i].rc, 0);
+    cr_assert_eq(atomic_load(&server->accepted), N);
+}
+#endif

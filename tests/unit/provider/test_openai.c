@@ -2,6 +2,7 @@
 #include "provider_test.h"
 
 #include "core/mk_limits.h"
+#include "provider/provider_int.h"
 
 static char *extra_headers[] = {"X-Team: support"};
 static struct mk_provider_config cfg = {
@@ -180,6 +181,53 @@ Test(openai, decode_chat_reserialises_control_chars)
     cr_expect(strchr(out.data, '\x01') == NULL);
     cr_expect_eq(u.total_tokens, 0);
     mk_buf_release(&out);
+}
+
+Test(openai, decode_chat_relays_valid_replies_byte_for_byte)
+{
+    /* Odd but valid formatting, escapes and a number json-c would print differently:
+     * relayed as sent, no re-serialising. */
+    const char *bodies[] = {
+        reply_tools,
+        "{\n  \"object\" : \"chat.completion\",\r\n\t\"choices\":[{\"message\":{\"content\":\"a\\n\\u0001\\\"q\"}}],"
+        "\"x\":1.10,\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,\"total_tokens\":3}}\n",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        mk_buf out = MK_BUF_INIT;
+        struct mk_usage u;
+        struct mk_provider_error err;
+        cr_assert_eq(p->ops->decode_chat(p, &call, mk_slice_cstr(bodies[i]), &out, &u, &err), 0, "%s", err.message);
+        cr_expect_eq(out.len, strlen(bodies[i]));
+        cr_expect_eq(memcmp(out.data, bodies[i], out.len), 0, "%.*s", (int)out.len, out.data);
+        mk_buf_release(&out);
+    }
+}
+
+Test(openai, decode_chat_reserialises_raw_newline_in_string)
+{
+    mk_buf out = MK_BUF_INIT;
+    struct mk_usage u;
+    struct mk_provider_error err;
+    /* json-c accepts a raw newline inside a string; strict clients do not. */
+    const char *body = "{\"choices\":[{\"message\":{\"content\":\"line1\nline2\\\"\"}}]}";
+    cr_assert_eq(p->ops->decode_chat(p, &call, mk_slice_cstr(body), &out, &u, &err), 0);
+    cr_expect(memchr(out.data, '\n', out.len) == NULL);
+    json_object *o = jparse(out.data, out.len);
+    cr_expect_str_eq(jstr(o, "choices.0.message.content"), "line1\nline2\"");
+    json_object_put(o);
+    mk_buf_release(&out);
+}
+
+Test(openai, raw_control_scan)
+{
+    cr_expect(!mk_json_has_raw_controls(mk_slice_cstr("{\"a\":\"b\"}")));
+    cr_expect(!mk_json_has_raw_controls(mk_slice_cstr("{\n\t\"a\" :\r\n \"b\\n\"}")));
+    cr_expect(mk_json_has_raw_controls(mk_slice_cstr("{\"a\":\"b\nc\"}")));
+    cr_expect(mk_json_has_raw_controls(mk_slice_cstr("{\"a\":\"b\tc\"}")));
+    cr_expect(mk_json_has_raw_controls(mk_slice_cstr("{\"a\\\"\n\":1}")));   /* escaped quote keeps the string open */
+    cr_expect(!mk_json_has_raw_controls(mk_slice_cstr("{\"a\\\\\":\n1}")));  /* escaped backslash closes it */
+    cr_expect(mk_json_has_raw_controls(mk_slice_cstr("{\"a\":1}\x01")));
+    cr_expect(!mk_json_has_raw_controls((mk_slice){"", 0}));
 }
 
 /* A realistic stream: role chunk, text, a tool call split over chunks, finish, usage,
