@@ -185,6 +185,11 @@ listen: "127.0.0.1:$port"
 data_dir: $BENCH_TMP/mayak-data
 log_level: warn
 access_log: false
+# The load generators call anonymously from loopback (role developer); its default
+# 300 requests/min would turn a throughput run into a 429 run.
+limits: {developer: {rpm: 1000000000, tpm: 4000000000}}
+# Audit hash: streebog256 (the default users get) or sha256 (BENCH_AUDIT_HASH).
+audit: {enabled: ${BENCH_AUDIT:-true}, hash: ${BENCH_AUDIT_HASH:-streebog256}}
 providers:
   - name: fake-a
     type: openai

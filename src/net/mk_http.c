@@ -115,6 +115,11 @@ static void on_tcp_close(uv_handle_t *h)
         c->abort_notified = true;
         c->abort_fn(c->req, c->abort_arg);
     }
+    if (c->upgraded && c->up_ops) { /* the owner's last word; the handle dies below */
+        const struct mk_http_upgrade_ops *ops = c->up_ops;
+        c->up_ops = NULL;
+        ops->on_close(c->up_arg);
+    }
     s->nconns--;
     check_drained(s); /* before the free below, which may free the server too */
     c->handles_open--;
@@ -131,6 +136,14 @@ static void conn_close(mk_http_conn *c)
     mk_buf_release(&c->pending);
     uv_close((uv_handle_t *)&c->tcp, on_tcp_close);
     uv_close((uv_handle_t *)&c->timer, on_timer_close);
+}
+
+static void conn_linger(mk_http_conn *c);
+
+void mk_http__conn_close(mk_http_conn *c, bool graceful)
+{
+    if (graceful) conn_linger(c);
+    else conn_close(c);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -180,7 +193,14 @@ static void on_write(uv_write_t *w, int status)
     mk_http_conn *c = wr->conn;
     c->wq_bytes -= wr->len;
     free(wr);
-    if (status < 0) conn_close(c);
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->upgraded && c->up_want_writable && c->wq_bytes == 0 && c->state == MK_HTTP_C_OPEN && c->up_ops) {
+        c->up_want_writable = false;
+        if (c->up_ops->on_writable) c->up_ops->on_writable(c->up_arg);
+    }
 }
 
 int mk_http__conn_write(mk_http_conn *c, const uv_buf_t *bufs, unsigned nbufs)
@@ -292,7 +312,7 @@ static size_t conn_parse(mk_http_conn *c, const char *data, size_t len)
 {
     size_t off = 0;
     c->in_process = true;
-    while (off < len && c->state == MK_HTTP_C_OPEN && !c->req) {
+    while (off < len && c->state == MK_HTTP_C_OPEN && !c->req && !c->upgraded) {
         size_t used = 0;
         enum mk_http_feed_result r = mk_http_parser_feed(&c->parser, data + off, len - off, &used);
         off += used;
@@ -310,7 +330,7 @@ static size_t conn_parse(mk_http_conn *c, const char *data, size_t len)
 /* Arms the timer for whatever the connection now waits for. */
 static void update_timer(mk_http_conn *c)
 {
-    if (c->state != MK_HTTP_C_OPEN || c->req) return;
+    if (c->state != MK_HTTP_C_OPEN || c->req || c->upgraded) return;
     mk_http_server *s = c->srv;
     if (c->parser.phase == MK_HTTP_PHASE_HEADERS && c->tkind != MK_HTTP_T_HEADERS)
         set_deadline(c, MK_HTTP_T_HEADERS, s->header_timeout_ms);
@@ -362,6 +382,15 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (c->state != MK_HTTP_C_OPEN) return;
+    if (c->upgraded) { /* another protocol now: the owner takes the bytes, in order */
+        if (c->pending.len || c->in_resume) {
+            keep_pending(c, buf->base, n);
+            mk_http__upgraded_resume(c);
+        } else if (c->up_ops) {
+            c->up_ops->on_data(c->up_arg, buf->base, n);
+        }
+        return;
+    }
     if (c->req) { /* in flight: keep the bytes for later */
         keep_pending(c, buf->base, n);
         return;
@@ -372,6 +401,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         size_t used = conn_parse(c, buf->base, n);
         if (used < n && c->state == MK_HTTP_C_OPEN) keep_pending(c, buf->base + used, n - used);
     }
+    /* Upgraded by a handler that ran above: what followed the request is theirs. */
+    if (c->upgraded) mk_http__upgraded_resume(c);
     update_timer(c);
 }
 
@@ -380,10 +411,20 @@ static void restart_read(mk_http_conn *c)
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) conn_close(c);
 }
 
+void mk_http__restart_read(mk_http_conn *c) { restart_read(c); }
+
 static void conn_resume(mk_http_conn *c)
 {
     if (c->state != MK_HTTP_C_OPEN || c->req) return;
+    if (c->upgraded) {
+        mk_http__upgraded_resume(c);
+        return;
+    }
     process_pending(c);
+    if (c->upgraded) {
+        mk_http__upgraded_resume(c);
+        return;
+    }
     if (c->state == MK_HTTP_C_OPEN && !c->req && c->read_stopped) {
         c->read_stopped = false;
         restart_read(c);
@@ -419,6 +460,10 @@ static void on_timer(uv_timer_t *t)
         return;
     }
     switch (c->tkind) {
+    case MK_HTTP_T_UPGRADED:
+        c->tkind = MK_HTTP_T_NONE;
+        if (c->up_ops && c->up_ops->on_timer) c->up_ops->on_timer(c->up_arg);
+        break;
     case MK_HTTP_T_HEADERS:
         conn_send_error(c, 408, "request_timeout", "timed out waiting for the request headers");
         break;
@@ -661,6 +706,12 @@ void mk_http_server_drain(mk_http_server *s, void (*done)(void *arg), void *arg)
     close_listener(s);
     for (mk_http_conn *c = s->conns, *next; c; c = next) {
         next = c->next;
+        if (c->upgraded) { /* its owner says goodbye in its own protocol, or it goes now */
+            if (c->state != MK_HTTP_C_OPEN) continue;
+            if (c->up_ops && c->up_ops->on_drain) c->up_ops->on_drain(c->up_arg);
+            else conn_close(c);
+            continue;
+        }
         /* Idle keep-alive connections go now; a connection with a request in flight
          * or partly received finishes it (keep-alive is off from now on). */
         if (c->state == MK_HTTP_C_OPEN && !c->req && c->parser.phase == MK_HTTP_PHASE_IDLE &&

@@ -18,8 +18,9 @@
  * counts as gone. on_abort is always called from the loop, never from inside one of
  * the owner's own calls into this module (a failed write marks the request aborted
  * and the callback follows from the loop).
- * Upgrade requests (WebSocket) arrive as ordinary requests: switching protocols is
- * not offered by this server.
+ * Upgrade requests (WebSocket) arrive as ordinary requests; a handler that accepts
+ * one calls mk_http_upgrade() (net/mk_ws.h does, for WebSocket), which finishes the
+ * request with 101 and hands the connection's bytes to the new owner from then on.
  * All calls happen on the loop thread.
  */
 #ifndef MK_HTTP_H
@@ -127,6 +128,51 @@ size_t mk_http_req_write_queue_bytes(const mk_http_req *req);
  * is finished. Set it before starting asynchronous work. */
 void mk_http_req_on_abort(mk_http_req *req, void (*fn)(mk_http_req *req, void *arg), void *arg);
 bool mk_http_req_aborted(const mk_http_req *req);
+
+/* ---- switching protocols ----------------------------------------------------------
+ * An upgraded connection belongs to its owner until on_close. Callbacks come from the
+ * loop, never from inside one of the owner's calls into this module. The server's
+ * idle/header timers no longer apply; the owner has one timer of its own
+ * (mk_http_upgraded_timer). A drain calls on_drain (the owner should say goodbye and
+ * close soon) or, when on_drain is NULL, closes the connection. */
+struct mk_http_upgrade_ops {
+    /* Bytes from the peer, in order. `data` is the server's read buffer: copy what
+     * you keep. Not called while paused. */
+    void (*on_data)(void *arg, const char *data, size_t len);
+    /* The write queue emptied after mk_http_upgraded_write had to queue bytes. */
+    void (*on_writable)(void *arg);
+    /* The timer set by mk_http_upgraded_timer fired. */
+    void (*on_timer)(void *arg);
+    /* The server started draining (may be NULL). */
+    void (*on_drain)(void *arg);
+    /* The connection is closed (peer left, write error, server freed, or the owner's
+     * close completed). Called exactly once and last; the handle is invalid after it. */
+    void (*on_close)(void *arg);
+};
+
+/* Accepts an upgrade: writes "101 Switching Protocols" with `headers` (the caller
+ * gives Upgrade, Connection and protocol headers; nothing else is added), finishes the
+ * request (its pool is freed) and gives the connection to ops/arg. Bytes the peer
+ * already sent after the request are delivered through on_data from the loop.
+ * 0 and *out on success. On failure the request is still the caller's to finish:
+ * MK_EINVAL (streaming started, no ops/on_data/on_close, bad header), MK_ECANCELLED
+ * (the client already left), MK_ENOMEM. */
+int mk_http_upgrade(mk_http_req *req, const mk_http_header *headers, size_t nheaders,
+                    const struct mk_http_upgrade_ops *ops, void *arg, mk_http_conn **out);
+/* Queues bytes to the peer (copied when the socket cannot take them at once). 0, or
+ * MK_ECANCELLED when the connection is closing or gone. */
+int mk_http_upgraded_write(mk_http_conn *c, const void *data, size_t len);
+/* Bytes written but not yet taken by the kernel. */
+size_t mk_http_upgraded_queued(const mk_http_conn *c);
+/* (Re)arms the owner's timer to fire in ms; 0 stops it. */
+void mk_http_upgraded_timer(mk_http_conn *c, uint32_t ms);
+/* Stops or restarts reading from the peer (backpressure). */
+void mk_http_upgraded_pause(mk_http_conn *c, bool paused);
+/* Closes: gracefully (after queued bytes, FIN, wait briefly for the peer's) or at once.
+ * on_close follows from the loop. Idempotent. */
+void mk_http_upgraded_close(mk_http_conn *c, bool graceful);
+/* "ip:port" of the peer (valid until on_close). */
+const char *mk_http_upgraded_peer(const mk_http_conn *c);
 
 /* Reason phrase for a status code ("OK", "Not Found"...). */
 const char *mk_http_status_text(int status);

@@ -994,14 +994,15 @@ int mk_http_call_start(mk_http_client *c, const struct mk_http_call_opts *o, mk_
     if (o->body_len && !o->body) return MK_EINVAL;
     if (o->nheaders && !o->headers) return MK_EINVAL;
     if (o->nheaders > MAX_REQUEST_HEADERS - 2) return MK_EINVAL;
+    size_t name_lens[MAX_REQUEST_HEADERS];
     for (size_t i = 0; i < o->nheaders; i++)
-        if (!o->headers[i] || !mk_http__header_name_len(o->headers[i])) return MK_EINVAL;
+        if (!o->headers[i] || !(name_lens[i] = mk_http__header_name_len(o->headers[i]))) return MK_EINVAL;
     if (o->method && !strcmp(o->method, "HEAD") && (o->body || o->body_len)) return MK_EINVAL;
 
     struct mk_http__target t;
-    if (c->native_on && c->native && mk_http__native_target(o, &t) &&
+    if (c->native_on && c->native && mk_http__native_target(c->native, o, name_lens, &t) &&
         (!c->http_proxy || no_proxy_exempts(c->no_proxy, t.host)))
-        return mk_http__native_start(c->native, o, &t, out);
+        return mk_http__native_start(c->native, o, name_lens, &t, out);
 
     mk_http_call *call = call_get(c);
     if (!call) return MK_ENOMEM;

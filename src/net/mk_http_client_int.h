@@ -67,13 +67,16 @@ void mk_http__native_free(mk_http__native *n);
  * URL whose host is an IP literal or "localhost", no credentials in the URL, no path
  * that curl would rewrite, and no header that changes framing or asks for a decoded
  * body (Content-Length, Transfer-Encoding, Connection, Upgrade, TE, Expect with a
- * value, Accept-Encoding). The arguments are already validated. Fills *t on true. */
-bool mk_http__native_target(const struct mk_http_call_opts *o, struct mk_http__target *t);
+ * value, Accept-Encoding). The arguments are already validated; name_lens[i] is
+ * mk_http__header_name_len(o->headers[i]). n (may be NULL) only skips re-checking a
+ * host it already knows. Fills *t on true. */
+bool mk_http__native_target(const mk_http__native *n, const struct mk_http_call_opts *o, const size_t *name_lens,
+                            struct mk_http__target *t);
 
 /* Starts a call on the native path (arguments validated, *t from
  * mk_http__native_target). Same contract as mk_http_call_start: 0, MK_ENOMEM;
  * callbacks never run before it returns. */
-int mk_http__native_start(mk_http__native *n, const struct mk_http_call_opts *o,
+int mk_http__native_start(mk_http__native *n, const struct mk_http_call_opts *o, const size_t *name_lens,
                           const struct mk_http__target *t, mk_http_call **out);
 void mk_http__native_cancel(mk_http_call *call);
 mk_slice mk_http__native_response_header(const mk_http_call *call, const char *name);

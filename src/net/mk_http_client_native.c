@@ -864,7 +864,8 @@ static bool name_is(const char *h, size_t n, const char *name)
 /* Headers libcurl would add unless the caller names them ("Name:" removes one). */
 static const char *const default_names[] = {"Host", "User-Agent", "Accept"};
 
-static int build_request(struct ncall *call, const struct mk_http_call_opts *o, const struct mk_http__target *t)
+static int build_request(struct ncall *call, const struct mk_http_call_opts *o, const size_t *name_lens,
+                         const struct mk_http__target *t)
 {
     mk_buf *r = &call->req;
     bool has_body = o->body != NULL || o->body_len > 0;
@@ -875,7 +876,7 @@ static int build_request(struct ncall *call, const struct mk_http_call_opts *o, 
     size_t need = strlen(method) + t->path.len + 160 + (has_body ? o->body_len : 0);
     for (size_t i = 0; i < o->nheaders; i++) {
         const char *h = o->headers[i];
-        size_t nl = mk_http__header_name_len(h);
+        size_t nl = name_lens[i];
         for (int k = 0; k < 3; k++)
             if (name_is(h, nl, default_names[k])) given[k] = true;
         need += strlen(h) + 2;
@@ -892,7 +893,7 @@ static int build_request(struct ncall *call, const struct mk_http_call_opts *o, 
     if (!rc && !given[2]) rc = mk_buf_append_str(r, "Accept: */*\r\n");
     for (size_t i = 0; !rc && i < o->nheaders; i++) {
         const char *h = o->headers[i];
-        size_t nl = mk_http__header_name_len(h);
+        size_t nl = name_lens[i];
         if (h[nl] == ';') {   /* curl's way to send a header with an empty value */
             rc = mk_buf_append(r, h, nl);
             if (!rc) rc = mk_buf_append(r, ":\r\n", 3);
@@ -954,7 +955,16 @@ static bool routes_to_curl(const char *h, size_t nl)
     return *v && (name_is(h, nl, "Accept-Encoding") || name_is(h, nl, "Expect"));
 }
 
-bool mk_http__native_target(const struct mk_http_call_opts *o, struct mk_http__target *t)
+static bool host_known(const mk_http__native *n, const struct mk_http__target *t)
+{
+    for (const struct host *h = n ? n->hosts : NULL; h; h = h->next)
+        if (h->port == t->port && h->name_len == t->host.len && memcmp(h->name, t->host.ptr, t->host.len) == 0)
+            return true;
+    return false;
+}
+
+bool mk_http__native_target(const mk_http__native *n, const struct mk_http_call_opts *o, const size_t *name_lens,
+                            struct mk_http__target *t)
 {
     const char *u = o->url;
     if (strncasecmp(u, "http://", 7) != 0) return false;
@@ -984,7 +994,7 @@ bool mk_http__native_target(const struct mk_http_call_opts *o, struct mk_http__t
         t->port = (uint16_t)port;
         t->port_given = true;
     }
-    if (!hostname_ok(t->host)) return false;
+    if (!host_known(n, t) && !hostname_ok(t->host)) return false;
     const char *pe = ae;
     while (*pe && *pe != '#') pe++;
     t->path = (mk_slice){ae, (size_t)(pe - ae)};
@@ -994,10 +1004,8 @@ bool mk_http__native_target(const struct mk_http_call_opts *o, struct mk_http__t
         /* curl removes dot segments ("/a/../b"); let it. */
         if (ch == '.' && i > 0 && t->path.ptr[i - 1] == '/') return false;
     }
-    for (size_t i = 0; i < o->nheaders; i++) {
-        size_t nl = mk_http__header_name_len(o->headers[i]);
-        if (routes_to_curl(o->headers[i], nl)) return false;
-    }
+    for (size_t i = 0; i < o->nheaders; i++)
+        if (routes_to_curl(o->headers[i], name_lens[i])) return false;
     return true;
 }
 
@@ -1073,7 +1081,7 @@ static struct ncall *call_get(mk_http__native *n)
     return call;
 }
 
-int mk_http__native_start(mk_http__native *n, const struct mk_http_call_opts *o,
+int mk_http__native_start(mk_http__native *n, const struct mk_http_call_opts *o, const size_t *name_lens,
                           const struct mk_http__target *t, mk_http_call **out)
 {
     if (out) *out = NULL;
@@ -1083,7 +1091,7 @@ int mk_http__native_start(mk_http__native *n, const struct mk_http_call_opts *o,
     struct ncall *call = call_get(n);
     if (!call) return MK_ENOMEM;
     call->h = h;
-    int rc = build_request(call, o, t);
+    int rc = build_request(call, o, name_lens, t);
     if (rc) {
         call_recycle(call);
         return rc == MK_ETOOBIG ? MK_EINVAL : rc;

@@ -99,6 +99,7 @@ enum mk_http_tkind {
     MK_HTTP_T_HEADERS,   /* header block incomplete: 408 */
     MK_HTTP_T_BODY,      /* body incomplete: 408 */
     MK_HTTP_T_LINGER,    /* response sent, write side shut: close */
+    MK_HTTP_T_UPGRADED,  /* upgraded connection: the owner's on_timer */
 };
 
 enum mk_http_cstate {
@@ -131,6 +132,13 @@ struct mk_http_conn {
     bool abort_notified;           /* on_abort ran */
     bool tcp_closed;
     bool streaming, chunked, is_head, resp_keepalive;
+    /* After mk_http_upgrade the connection carries another protocol: bytes go to
+     * up_ops->on_data and the parser is no longer fed (see mk_http_upgrade.c). */
+    bool upgraded;
+    bool up_paused;                /* the owner paused reading */
+    bool up_want_writable;         /* on_writable is due when the write queue empties */
+    const struct mk_http_upgrade_ops *up_ops;
+    void *up_arg;
     char peer[64];
 };
 
@@ -177,6 +185,13 @@ size_t mk_http__build_head(mk_http_server *s, char *out, size_t cap, int status,
 /* Runs the connection from the loop soon (idle handle): continue pipelined input,
  * or deliver an on_abort that was set late. No-op while the server is being freed. */
 void mk_http__enqueue_resume(mk_http_conn *c);
+/* Closes the connection: at once, or gracefully (FIN after the queued bytes, then
+ * discard input until the peer closes or the linger time passes). */
+void mk_http__conn_close(mk_http_conn *c, bool graceful);
+/* Starts reading again after a pause (closes the connection if libuv refuses). */
+void mk_http__restart_read(mk_http_conn *c);
+/* Upgraded connections: deliver bytes kept in `pending` to the owner (from the loop). */
+void mk_http__upgraded_resume(mk_http_conn *c);
 /* Upper bound of mk_http__build_head's output for these headers. */
 size_t mk_http__head_bound(const mk_http_server *s, const mk_http_header *headers, size_t nheaders);
 

@@ -95,6 +95,10 @@ json_object *mk_json_parse_strict(json_tokener *tok, mk_slice in, const char *wh
         mk_perr(err, MK_EUPSTREAM_BADREPLY, true, "upstream %s is empty", what);
     } else if (in.len > INT_MAX) {
         mk_perr(err, MK_EUPSTREAM_BADREPLY, true, "upstream %s is too large", what);
+    } else if (!mk_utf8_valid(in.ptr, in.len)) {
+        /* json-c's own check lets overlong forms (C0 80) and surrogates through; a
+         * reply is relayed byte for byte, so it must be checked strictly here. */
+        mk_perr(err, MK_EUPSTREAM_BADREPLY, true, "upstream %s is not valid JSON (invalid UTF-8)", what);
     } else {
         obj = json_tokener_parse_ex(tok, in.ptr, (int)in.len);
         enum json_tokener_error e = json_tokener_get_error(tok);
