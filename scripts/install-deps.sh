@@ -9,6 +9,7 @@ BUILD_PACKAGES=(
   build-essential cmake pkg-config git ca-certificates
   libuv1-dev              # event loop
   libhttp-parser-dev      # HTTP/1.1 request parsing
+  libwslay-dev            # WebSocket framing (chat widget, operator console)
   libjson-c-dev           # JSON (exact integers, strict UTF-8)
   libcurl4-openssl-dev    # upstream HTTP client (multi socket API on libuv)
   libfyaml-dev            # YAML config with line/column marks
@@ -18,11 +19,13 @@ BUILD_PACKAGES=(
   libsodium-dev           # randomness, constant-time compare, Ed25519
   libutf8proc-dev         # Unicode normalisation
   libstemmer-dev          # Snowball stemming (ru/en) for knowledge-base search
+  libcmark-gfm-dev libcmark-gfm-extensions-dev libgumbo-dev libpoppler-glib-dev  # kb ingestion: Markdown, HTML, PDF
   libhyperscan-dev        # injection guard pattern matching (block mode)
   libpcre2-dev            # guard pattern fallback where Hyperscan cannot run
   libhiredis-dev          # redis kv backend (shared rate limits, sessions)
   libjwt-dev              # OIDC/JWT bearer tokens
   liboath-dev             # TOTP second factor
+  librabbitmq-dev         # RabbitMQ event bus backend (AMQP 0-9-1)
 )
 
 TEST_PACKAGES=(
@@ -32,8 +35,10 @@ TEST_PACKAGES=(
   prometheus              # promtool check metrics, a real scrape
   redis-server            # real Redis for the kv and limits tests
   postgresql              # real PostgreSQL for the store tests (started by the tests)
+  rabbitmq-server         # real RabbitMQ for the bus tests (started by the tests)
   openssl                 # test keys for JWT (RS256/ES256)
   python3-hnswlib python3-faiss   # vector index peers (bench/vector)
+  chromium                # browser tests (tests/e2e, playwright-core)
   wrk hyperfine curl procps psmisc
 )
 
@@ -69,6 +74,22 @@ if [ "${1:-}" = "--test" ]; then
       if [ "$want_ver" != "$have_ver" ]; then
         if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error
         else npm install --no-audit --no-fund --loglevel=error; fi
+      fi
+    )
+  fi
+fi
+
+if [ "${1:-}" = "--test" ]; then
+  # playwright-core drives Debian's chromium in the browser tests (tests/e2e); it
+  # downloads no browser of its own. Installed from the lockfile when missing or stale.
+  e2e_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/e2e"
+  if [ -f "$e2e_dir/package-lock.json" ]; then
+    (
+      cd "$e2e_dir"
+      want_ver=$(node -p 'require("./package.json").dependencies["playwright-core"]')
+      have_ver=$(node -p 'require("./node_modules/playwright-core/package.json").version' 2>/dev/null || true)
+      if [ "$want_ver" != "$have_ver" ]; then
+        npm ci --no-audit --no-fund --loglevel=error
       fi
     )
   fi

@@ -19,7 +19,9 @@
  *   --seed N           projection seed (default built-in)
  *   --hashes N         coordinates per feature (default 2)
  *   --ngram MIN-MAX    character n-gram sizes (default 3-5)
- *   --disable LIST     comma list of: chars,bigrams,stem,stopwords,sqrt
+ *   --disable LIST     comma list of: chars,bigrams,stem,stopwords,sqrt; "+allbigrams"
+ *                      switches bigrams of every word pair on (the default has them only
+ *                      after a negation)
  *   --idf FILE         weight features with an IDF table saved by --save-idf
  *   --fit FILE         fit an IDF table on FILE (one document per line) and use it
  *   --save-idf FILE    save the table made by --fit
@@ -115,6 +117,7 @@ static int parse_disable(const char *s, unsigned *out)
     static const struct { const char *name; unsigned bit; } names[] = {
         {"chars", MK_EMBED_NO_CHARS}, {"bigrams", MK_EMBED_NO_BIGRAMS}, {"stem", MK_EMBED_NO_STEM},
         {"stopwords", MK_EMBED_NO_STOPWORDS}, {"sqrt", MK_EMBED_NO_SQRT},
+        {"+allbigrams", MK_EMBED_ALL_BIGRAMS},
     };
     *out = 0;
     while (*s) {
@@ -182,7 +185,7 @@ int main(int argc, char **argv)
             o.ngram_min = lo;
             o.ngram_max = hi;
         } else if (strcmp(a, "--disable") == 0) {
-            if (parse_disable(v, &o.disable) != 0)
+            if (parse_disable(v, &o.flags) != 0)
                 return usage();
         } else if (strcmp(a, "--idf") == 0)
             idf_path = v;
@@ -209,6 +212,9 @@ int main(int argc, char **argv)
         struct lines docs = {0};
         if (!f || read_stream(f, &docs) != 0) {
             fprintf(stderr, "embed_dump: cannot read %s\n", fit_path);
+            if (f)
+                fclose(f);
+            lines_free(&docs);
             return 1;
         }
         fclose(f);
@@ -222,6 +228,7 @@ int main(int argc, char **argv)
             rc = mk_embed_save_idf(idf, save_path);
         if (rc) {
             fprintf(stderr, "embed_dump: fitting IDF: %s\n", mk_strerror(rc));
+            mk_embed_idf_free(idf);
             return 1;
         }
     }
@@ -235,21 +242,23 @@ int main(int argc, char **argv)
     }
 
     struct lines in = {0};
+    float *vecs = NULL;
+    int status = 1;
+    uint32_t dim = mk_embedder_dim(e);
+    size_t failed = 0;
     if (read_stream(stdin, &in) != 0) {
         fprintf(stderr, "embed_dump: cannot read stdin\n");
-        return 1;
+        goto out;
     }
-    uint32_t dim = mk_embedder_dim(e);
-    float *vecs = malloc((in.n ? in.n : 1) * dim * sizeof *vecs);
+    vecs = malloc((in.n ? in.n : 1) * dim * sizeof *vecs);
     if (!vecs) {
         fprintf(stderr, "embed_dump: out of memory\n");
-        return 1;
+        goto out;
     }
-    size_t failed = 0;
     rc = mk_embed_batch(e, in.text, in.tlen, in.n, vecs, &failed);
     if (rc) {
         fprintf(stderr, "embed_dump: line %zu: %s\n", failed + 1, mk_strerror(rc));
-        return 1;
+        goto out;
     }
     unsigned char hdr[32];
     memcpy(hdr, "MKEMBVEC", 8);
@@ -260,10 +269,12 @@ int main(int argc, char **argv)
     if (fwrite(hdr, 1, sizeof hdr, stdout) != sizeof hdr ||
         fwrite(vecs, sizeof *vecs, in.n * dim, stdout) != in.n * dim || fflush(stdout) != 0) {
         fprintf(stderr, "embed_dump: write failed\n");
-        return 1;
+        goto out;
     }
+    status = 0;
+out:
     free(vecs);
     lines_free(&in);
     mk_embedder_free(e);
-    return 0;
+    return status;
 }

@@ -26,6 +26,7 @@ Variants (--variants) compare the design against baselines, all through embed_du
   bow          stemmed words only (no character n-grams, no bigrams)
   bow-raw      plain bag of words: no stemming, no stop-word weighting, no n-grams, no bigrams
   no-chars / no-bigrams / no-stem / no-stopwords / no-sqrt   one design choice removed
+  all-bigrams  bigrams of every word pair (the default keeps only those after a negation)
   dim256 / dim384 / dim768 / dim1024 / hashes2 / hashes3 / ngram*   size and projection choices
   idf-train    IDF fitted on each set's own training texts
   idf-kb       IDF fitted on the demo knowledge base (kb/demo/**/*.md, one doc per file)
@@ -57,6 +58,7 @@ VARIANTS = {
     "bow-raw": ["--disable", "chars,bigrams,stem,stopwords,sqrt"],
     "no-chars": ["--disable", "chars"],
     "no-bigrams": ["--disable", "bigrams"],
+    "all-bigrams": ["--disable", "+allbigrams"],
     "no-stem": ["--disable", "stem"],
     "no-stopwords": ["--disable", "stopwords"],
     "no-sqrt": ["--disable", "sqrt"],

@@ -9,7 +9,7 @@
 #   1m     1,000,000 x 96-d, 1,000 clusters, 1,000 queries (Mayak and hnswlib only
 #          unless VEC_1M_ALL=1: the other two take hours here)
 #   embed  BANKING77 / CLINC150 texts through the built-in embedder, cosine (runs only
-#          when the embedder dump tool exists: see the EMBEDDER HOOK below)
+#          when bench/embed/embed_dump is built: see the EMBEDDER HOOK below)
 #
 # Protocol (the same for every library, see the drivers' headers):
 #   - data: bench/vector/vecgen.c, deterministic (fixed seed); ground truth: exact
@@ -74,6 +74,9 @@ bench_set() {
     local common=(--metric "$metric" --M "$M" --efc "$EFC" --k "$K")
     local out="$BENCH_TMP/$name"
     mkdir -p "$out"
+    # the filter sweep computes exact filtered answers by scanning: skipped at 1M
+    local sweep=(--filters)
+    [ "$name" = c1m ] && sweep=()
     : >"$out/all.txt"
     local impl
     for impl in "$@"; do
@@ -81,7 +84,7 @@ bench_set() {
         case "$impl" in
         mayak)
             run 14400 "$out/mayak-1.txt" "${PIN[@]}" "$DATA/vecbench" "${files[@]}" "${common[@]}" \
-                --threads 1 --ef "$efs" --save "$DATA/$name.mkv" --filters || true
+                --threads 1 --ef "$efs" --save "$DATA/$name.mkv" "${sweep[@]}" || true
             run 14400 "$out/mayak-2.txt" "$DATA/vecbench" "${files[@]}" "${common[@]}" --threads 2 --ef none || true
             rm -f "$DATA/$name.mkv"
             ;;
@@ -123,7 +126,8 @@ table() {
         if (!(impl in seen)) { seen[impl] = 1; order[++n] = impl }
         if (ph == "build") {
             t = v("threads")
-            if (t == "1" || impl == "ruvector") b1[impl] = v("build_s"); else b2[impl] = v("build_s")
+            if (t == "1" || impl == "ruvector") { b1[impl] = v("build_s"); b1c[impl] = v("build_cpu_s") }
+            else { b2[impl] = v("build_s"); b2c[impl] = v("build_cpu_s") }
             if (t == "1" || impl == "ruvector") { mem[impl] = v("rss_mb"); own[impl] = v("mem_mb") }
         } else if (ph == "search") {
             line[impl] = line[impl] sprintf("| %s | %s | %s | %s | %s |\n", impl, v("ef"), v("recall"), v("qps"), v("cpu_qps"))
@@ -136,11 +140,11 @@ table() {
         }
     }
     END {
-        print "| impl | build 1 thread (s) | build 2 threads (s) | memory (RSS MB) | best cpu q/s at recall>=0.95 (ef, recall) |"
+        print "| impl | build 1 thread: wall s (CPU s) | build 2 threads: wall s (CPU s) | memory (RSS MB) | best q/s (thread CPU) at recall>=0.95 (ef, recall) |"
         print "|---|---|---|---|---|"
         for (i = 1; i <= n; i++) { x = order[i]
             m = mem[x]; if (own[x] != "") m = m " (own count " own[x] ")"
-            printf "| %s | %s | %s | %s | %s |\n", x, b1[x], (x in b2) ? b2[x] : "-", m,
+            printf "| %s | %s (%s) | %s | %s | %s |\n", x, b1[x], b1c[x], (x in b2) ? b2[x] " (" b2c[x] ")" : "-", m,
                    (x in best) ? sprintf("%.0f (ef %s, %s)", best[x], bestef[x], bestr[x]) : "none reached 0.95"
         }
         print ""
@@ -151,8 +155,8 @@ table() {
         if ("mayak" in best && "hnswlib" in best) printf "Mayak / hnswlib queries/s at recall>=0.95: %.2fx\n", best["mayak"] / best["hnswlib"]
         if ("mayak" in best && "faiss" in best) printf "Mayak / faiss queries/s at recall>=0.95: %.2fx\n", best["mayak"] / best["faiss"]
         if ("mayak" in best && "ruvector" in best) printf "Mayak / ruvector queries/s at recall>=0.95: %.2fx\n", best["mayak"] / best["ruvector"]
-        if (b1["mayak"] != "" && b1["hnswlib"] != "") printf "Mayak / hnswlib build time (1 thread): %.2fx\n", b1["mayak"] / b1["hnswlib"]
-        if (b2["mayak"] != "" && b2["hnswlib"] != "") printf "Mayak / hnswlib build time (2 threads): %.2fx\n", b2["mayak"] / b2["hnswlib"]
+        if (b1["mayak"] != "" && b1["hnswlib"] != "") printf "Mayak / hnswlib build time (1 thread): %.2fx wall, %.2fx CPU\n", b1["mayak"] / b1["hnswlib"], b1c["mayak"] / b1c["hnswlib"]
+        if (b2["mayak"] != "" && b2["hnswlib"] != "") printf "Mayak / hnswlib build time (2 threads): %.2fx wall, %.2fx CPU\n", b2["mayak"] / b2["hnswlib"], b2c["mayak"] / b2c["hnswlib"]
         if (persist != "") print persist
         if (flt != "") {
             print ""
@@ -166,16 +170,17 @@ table() {
 }
 
 # --- EMBEDDER HOOK ---------------------------------------------------------------------
-# The built-in embedder (src/embed) turns the BANKING77 / CLINC150 texts into vectors.
-# Runs when $EMBED_DUMP (default $BUILD/mayak-embed-dump) is an executable that reads
-# one text per line on stdin and writes the vectors to the file named by its argument
-# in the MKVF format (bench/vector/vecdata.h). Until that tool exists this part says
-# so and is skipped; nothing else depends on it.
+# The built-in embedder (src/embed) turns the BANKING77 / CLINC150 texts into vectors
+# through its benchmark tool bench/embed/embed_dump.c ("embed_dump < texts > vectors",
+# output header "MKEMBVEC", version, dim, count, fingerprint, then float32 rows). This
+# part runs when that tool is built: $EMBED_DUMP, default $BUILD/embed_dump. Until then
+# it says so and is skipped; nothing else depends on it. Train texts are the index,
+# test texts (CLINC150: with its out-of-scope queries) are the queries; cosine.
 embed_sets() {
-    local dump="${EMBED_DUMP:-$BUILD/mayak-embed-dump}"
+    local dump="${EMBED_DUMP:-$BUILD/embed_dump}"
     section "vector: built-in embeddings (BANKING77, CLINC150)"
     if [ ! -x "$dump" ]; then
-        say "skipped: $dump not found (the embedder's dump tool; see the EMBEDDER HOOK in bench/vector/run.sh)"
+        say "skipped: $dump not found (build bench/embed/embed_dump.c; see the EMBEDDER HOOK in bench/vector/run.sh)"
         return 0
     fi
     local shared="$ROOT/../shared/data"
@@ -185,7 +190,7 @@ shared, out = sys.argv[1], sys.argv[2]
 def write(name, texts):
     with open(f"{out}/{name}.txt", "w") as f:
         for t in texts:
-            f.write(t.replace("\n", " ").strip() + "\n")
+            f.write(t.replace("\r", " ").replace("\n", " ").strip() + "\n")
 for split, name in (("train", "banking77.base"), ("test", "banking77.query")):
     with open(f"{shared}/banking77/{split}.csv", newline="") as f:
         write(name, [row["text"] for row in csv.DictReader(f)])
@@ -197,7 +202,21 @@ PYEOF
     local set part
     for set in banking77 clinc150; do
         for part in base query; do
-            run 600 "$BENCH_TMP/embed-$set-$part.log" sh -c "\"$dump\" \"$DATA/$set.$part\" < \"$DATA/$set.$part.txt\""
+            run 600 "$BENCH_TMP/embed-$set-$part.log" sh -c "\"$dump\" < \"$DATA/$set.$part.txt\" > \"$DATA/$set.$part.emb\"" ||
+                { say "embed_dump failed on $set.$part; skipped"; return 0; }
+            # MKEMBVEC (32-byte header) -> MKVF (12-byte header), same float rows
+            "$PY" - "$DATA/$set.$part.emb" "$DATA/$set.$part" <<'PYEOF'
+import struct, sys
+src, dst = sys.argv[1], sys.argv[2]
+with open(src, "rb") as f:
+    hdr = f.read(32)
+    if hdr[:8] != b"MKEMBVEC":
+        raise SystemExit(f"{src}: not embed_dump output")
+    _, dim, count, _ = struct.unpack("<IIQQ", hdr[8:32])
+    body = f.read()
+with open(dst, "wb") as f:
+    f.write(b"MKVF" + struct.pack("<II", count, dim) + body)
+PYEOF
         done
         rm -f "$DATA/$set.gt"
         dataset "$set" 0 0 0 0 cosine

@@ -275,6 +275,11 @@ static void chat_terminal(mk_ctx *ctx)
 void mk_api_chat(mk_ctx *ctx)
 {
     if (mk_api_parse_body(ctx) != 0) return;
+    mk_api_chat_run(ctx);
+}
+
+void mk_api_chat_run(mk_ctx *ctx)
+{
     json_object *body = ctx->body;
     char msg[256] = "";
     const char *param = NULL;
@@ -302,13 +307,13 @@ void mk_api_chat(mk_ctx *ctx)
     mk_buf_init(&st->error_body, 0);
     char rid[17];
     mk_request_id(rid);
-    snprintf(st->response_id, sizeof st->response_id, "chatcmpl-%s%s", ctx->req->request_id, rid);
+    snprintf(st->response_id, sizeof st->response_id, "chatcmpl-%s%s", mk_api_request_id(ctx), rid);
     st->call.request = body;
     st->call.stream = ctx->stream;
     st->call.include_usage = ctx->include_usage;
     st->call.response_id = st->response_id;
     st->call.created = (int64_t)time(NULL);
-    st->call.request_id = ctx->req->request_id;
+    st->call.request_id = mk_api_request_id(ctx);
     ctx->terminal_state = st;
     ctx->terminal = chat_terminal;
     mk_pipeline_start(ctx);

@@ -7,12 +7,14 @@
  * answers from the loop; sessions and agent state go to kv on the loop. Every call
  * acts in the caller's tenant (ctx->tenant) and never names another.
  *
- * The memory service itself is opened on the first memory request of the process
- * (migrations, index load) and closed when the app stops (a prepare handle watches
- * app->stopping, waits for work in flight, then saves the indexes and frees it).
- * Until the config has a `memory:` section, its settings come from the environment:
- *   MAYAK_MEMORY_KV             kv URL for sessions ("memory" = in-process; "redis://...")
- *   MAYAK_MEMORY_STORE          store URL (default: the process's store, <data_dir>/mayak.db)
+ * The memory service is opened on the first memory request of the process (migrations,
+ * index load) on a store pool of its own (the same database as the process's store:
+ * store.url or <data_dir>/mayak.db) and with the process's kv (kv.url) for sessions,
+ * so two processes sharing Redis share sessions. The app frees its services (kv
+ * included) when it stops; a prepare handle notices app->stopping, waits for our work
+ * in flight, saves the indexes and frees the rest. (Better: open it with the other
+ * services; it is here until mk_services has a memory member.) Settings the config
+ * has no section for yet come from the environment:
  *   MAYAK_MEMORY_SESSION_TTL_S  session TTL in seconds (default 3600)
  *   MAYAK_MEMORY_RETENTION_DAYS retention of every kind in days (default 30; 0 = keep)
  *   MAYAK_MEMORY_SYNC_MS        how often other processes' writes are replayed (default 1000)
@@ -41,9 +43,7 @@ void mk_api_memory(mk_ctx *ctx);
 struct api_mem {
     mk_app *app;
     struct mk_memory *mem;
-    struct mk_kv *kv;
-    struct mk_store *store;        /* borrowed from services, or own_store */
-    struct mk_store *own_store;
+    struct mk_store *store;        /* our own pool on the process's database */
     uv_prepare_t watch;            /* notices app->stopping */
     uv_timer_t tick;               /* sync, checkpoint and sweep */
     int inflight;                  /* store jobs and kv calls not yet answered */
@@ -161,9 +161,8 @@ static void on_watch(uv_prepare_t *p)
     uv_timer_stop(&am->tick);
     mk_memory_free(am->mem); /* saves the indexes */
     am->mem = NULL;
-    mk_kv_free(am->kv);      /* redis: its handles close on this loop */
-    am->kv = NULL;
-    mk_store_free(am->own_store);
+    mk_store_free(am->store);
+    am->store = NULL;
     uv_prepare_stop(p);
     uv_close((uv_handle_t *)&am->tick, handle_closed);
     uv_close((uv_handle_t *)p, handle_closed);
@@ -177,26 +176,21 @@ static struct api_mem *memory_service(mk_ctx *ctx, mk_buf *why)
     struct api_mem *am = calloc(1, sizeof *am);
     if (!am) return NULL;
     am->app = app;
-    int rc = 0;
-    const char *store_url = getenv("MAYAK_MEMORY_STORE");
-    if (store_url && *store_url) {
-        rc = mk_store_open(store_url, NULL, &am->own_store, why);
-        am->store = am->own_store;
-    } else {
-        am->store = app->services->store;
-    }
-    const char *kv_url = getenv("MAYAK_MEMORY_KV");
-    if (rc == 0) rc = mk_kv_open(app->loop, kv_url && *kv_url ? kv_url : "memory", NULL, &am->kv, why);
-    struct mk_memory_options o = {.data_dir = app->gen->config->data_dir};
+    const struct mk_config *cfg = app->gen->config;
+    mk_buf url = MK_BUF_INIT;
+    if (cfg->store_url) mk_buf_append_str(&url, cfg->store_url);
+    else mk_buf_printf(&url, "%s/mayak.db", cfg->data_dir);
+    int rc = url.data ? mk_store_open(url.data, NULL, &am->store, why) : MK_ENOMEM;
+    mk_buf_release(&url);
+    struct mk_memory_options o = {.data_dir = cfg->data_dir};
     o.session_ttl_ms = (uint32_t)env_long("MAYAK_MEMORY_SESSION_TTL_S", 3600, 60, 7 * 24 * 3600) * 1000u;
     long days = env_long("MAYAK_MEMORY_RETENTION_DAYS", 30, 0, 36500);
     for (int k = 0; k < MK_MEMORY_KIND_COUNT; k++) o.retention_ms[k] = days ? days * 24ll * 3600 * 1000 : -1;
-    if (rc == 0) rc = mk_memory_open(am->store, am->kv, &o, &am->mem, why);
+    if (rc == 0) rc = mk_memory_open(am->store, app->services->kv, &o, &am->mem, why);
     if (rc) {
         mk_log(MK_LOG_ERROR, "memory_unavailable", "error", mk_strerror(rc), "reason", why->data ? why->data : "", NULL);
         mk_memory_free(am->mem);
-        mk_kv_free(am->kv);
-        mk_store_free(am->own_store);
+        mk_store_free(am->store);
         free(am);
         g_failed = true;
         return NULL;
@@ -212,7 +206,7 @@ static struct api_mem *memory_service(mk_ctx *ctx, mk_buf *why)
     am->last_sweep_ms = am->last_checkpoint_ms = uv_now(app->loop);
     am->handles_open = 2;
     g_mem = am;
-    mk_log(MK_LOG_INFO, "memory_ready", "kv", mk_kv_backend_name(am->kv), "store", mk_store_backend_name(am->store),
+    mk_log(MK_LOG_INFO, "memory_ready", "kv", mk_kv_backend_name(app->services->kv), "store", mk_store_backend_name(am->store),
            "embedder", mk_memory_embedder_name(am->mem), NULL);
     return am;
 }
@@ -802,8 +796,8 @@ static void erase_kv_done(int rc, json_object *v, void *arg)
 
 static void erase_after(struct job *j)
 {
-    /* the store part is done; now the live sessions in kv */
-    int rc = mk_memory_erase_sessions(j->mem, j->tenant, j->extra, erase_kv_done, j);
+    /* the store part is done; now the live sessions in kv (gone once the app stops) */
+    int rc = j->am->app->stopping ? MK_EUNAVAILABLE : mk_memory_erase_sessions(j->mem, j->tenant, j->extra, erase_kv_done, j);
     if (rc) {
         json_object_object_add(j->result, "kv_error", json_object_new_string(mk_strerror(rc)));
         send_json(j->ctx, 200, j->result);
@@ -900,6 +894,7 @@ static int register_work(struct mk_store_conn *c, void *arg)
 static void register_done(int status, void *arg)
 {
     struct kv_call *k = arg;
+    if (!status && k->am->app->stopping) status = MK_EUNAVAILABLE; /* the kv is gone */
     if (status) {
         k->am->inflight--;
         mk_api_fail(k->ctx, status, NULL);

@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "config/mk_config.h"
+#include "desk/mk_desk.h"
 #include "net/mk_http.h"
 #include "net/mk_http_client.h"
 #include "pipeline/mk_pipeline.h"
@@ -82,6 +83,9 @@ void mk_api_reply_completion(mk_ctx *ctx, const char *completion_json, size_t le
 
 /* Route handlers. */
 void mk_api_chat(mk_ctx *ctx);
+/* The chat route after the body is parsed (ctx->body set): validation, model group,
+ * pipeline, upstream attempts. Shared by the HTTP route and internal calls. */
+void mk_api_chat_run(mk_ctx *ctx);
 void mk_api_embeddings(mk_ctx *ctx);
 void mk_api_models(mk_ctx *ctx);
 void mk_api_model_get(mk_ctx *ctx);
@@ -101,5 +105,37 @@ int mk_api_parse_body(mk_ctx *ctx);
  * objects with a known role and string/array/null content), stream (bool),
  * stream_options, n == 1. 0 or MK_EINVAL with msg and *param naming the field. */
 int mk_api_validate_chat(json_object *body, char *msg, size_t msglen, const char **param);
+
+/* ---- internal calls (no socket) -------------------------------------------------- */
+
+/* The request id for logs and response ids: the HTTP request's, or the internal
+ * call's own. Never NULL. */
+const char *mk_api_request_id(const mk_ctx *ctx);
+
+/* Runs a chat request (an OpenAI chat.completions body; borrowed, copied here) through
+ * the same pipeline as POST /v1/chat/completions — model groups and routing, guards,
+ * cache, audit, metrics — without a socket, as the principal "desk" of tenant
+ * "default". Streaming is turned off: the answer comes whole.
+ * done(rc, json, len, arg) is called exactly once, on the loop thread, possibly
+ * before this function returns (the local provider answers at once): rc 0 with the
+ * chat.completion JSON, or a negative MK_E* with the OpenAI-style error JSON (json may
+ * be NULL when there is none). The JSON is valid only during the call.
+ * Returns 0 when done will be called; MK_EINVAL (NULL arguments, or a request that
+ * fails validation: done is NOT called) or MK_ENOMEM. Call on app's loop thread. */
+int mk_api_internal_chat(struct mk_app *app, json_object *request,
+                         void (*done)(int rc, const char *completion_json, size_t len, void *arg), void *arg);
+/* The support desk's answer to one user message with the LLM (desk_llm.c): triage
+ * (asking the LLM for a second opinion when the classifier is unsure), then
+ * mk_desk_respond, then the answer request through mk_api_internal_chat and
+ * mk_desk_complete. With a desk made without use_llm it answers locally at once.
+ * done(r, 0, arg) gets the reply (valid during the call only; the desk keeps nothing),
+ * or done(NULL, rc, arg) on an internal error. ctx (and its turns) must stay valid
+ * until done runs. Returns 0 (done will be called, maybe before this returns),
+ * MK_EINVAL, MK_ENOMEM. Loop thread only. */
+int mk_api_desk_answer(struct mk_app *app, const mk_desk *desk, const char *text, const struct mk_desk_context *ctx,
+                       void (*done)(struct mk_desk_reply *r, int rc, void *arg), void *arg);
+/* routes.c -> internal_chat.c: the end of an internal request (ctx->req == NULL).
+ * Calls the caller's done and frees the request's pool (and ctx with it). */
+void mk_api_internal_finish(mk_ctx *ctx, int status, const char *body, size_t len);
 
 #endif

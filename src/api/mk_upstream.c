@@ -185,7 +185,7 @@ void mk_attempt_failed(struct mk_attempt *at, int code, bool retryable, uint32_t
     at->last_error = code;
     snprintf(at->last_message, sizeof at->last_message, "%s", message ? message : mk_strerror(code));
     if (at->dep)
-        mk_log(MK_LOG_WARN, "upstream_failed", "request_id", ctx->req->request_id, "deployment", at->dep->label,
+        mk_log(MK_LOG_WARN, "upstream_failed", "request_id", mk_api_request_id(ctx), "deployment", at->dep->label,
                "error", mk_error_name(code), "message", at->last_message, NULL);
 
     int max_attempts = ctx->group->config->retry.max_attempts;

@@ -22,6 +22,15 @@ struct route {
 #define NO_AUTH (-1)
 
 void mk_api_memory(mk_ctx *ctx); /* memory_api.c: dispatches /api/v1/memory/... itself */
+void mk_api_kb(mk_ctx *ctx);     /* kb_api.c: dispatches /api/v1/kb/... itself */
+/* desk_api.c, desk_ws.c: the support desk (authenticates itself: console sessions,
+ * conversation tokens, keys in ?access_token= for browsers' WebSockets); web_static.c:
+ * the chat page, widget, console and admin page embedded in the binary. */
+void mk_api_desk(mk_ctx *ctx);
+void mk_api_ws_chat(mk_ctx *ctx);
+void mk_api_ws_operator(mk_ctx *ctx);
+void mk_api_web(mk_ctx *ctx);
+void mk_api_cache_invalidate(mk_ctx *ctx); /* cache_api.c */
 
 /* OpenAI SDKs use base URLs with /v1; some clients omit it, so both are served. */
 static const struct route routes[] = {
@@ -36,6 +45,7 @@ static const struct route routes[] = {
     {"GET", "/healthz", "healthz", mk_api_healthz, false, NO_AUTH},
     {"GET", "/readyz", "readyz", mk_api_readyz, false, NO_AUTH},
     {"GET", "/api/v1/usage", "usage", mk_api_usage, true, MK_PERM_USAGE_READ},
+    {"POST", "/api/v1/cache/invalidate", "cache_invalidate", mk_api_cache_invalidate, true, MK_PERM_ADMIN_CONFIG},
     /* agent memory: every role's agents use their tenant's memory; erasure and sweeps
      * check for admin.users inside (memory_api.c) */
     {"GET", "/api/v1/memory/", "memory", mk_api_memory, true, MK_PERM_CHAT},
@@ -43,16 +53,34 @@ static const struct route routes[] = {
     {"PUT", "/api/v1/memory/", "memory", mk_api_memory, true, MK_PERM_CHAT},
     {"PATCH", "/api/v1/memory/", "memory", mk_api_memory, true, MK_PERM_CHAT},
     {"DELETE", "/api/v1/memory/", "memory", mk_api_memory, true, MK_PERM_CHAT},
+    /* knowledge base: reading needs kb.read; adding, removing, reindexing check
+     * kb.manage inside (and admin.config for server paths), see kb_api.c */
+    {"GET", "/api/v1/kb/", "kb", mk_api_kb, true, MK_PERM_KB_READ},
+    {"POST", "/api/v1/kb/", "kb", mk_api_kb, true, MK_PERM_KB_READ},
+    {"DELETE", "/api/v1/kb/", "kb", mk_api_kb, true, MK_PERM_KB_MANAGE},
+    {"GET", "/api/v1/desk/", "desk", mk_api_desk, true, NO_AUTH},
+    {"POST", "/api/v1/desk/", "desk", mk_api_desk, true, NO_AUTH},
+    {"GET", "/ws/chat", "ws_chat", mk_api_ws_chat, false, NO_AUTH},
+    {"GET", "/ws/operator", "ws_operator", mk_api_ws_operator, false, NO_AUTH},
+    /* web pages: public static files (they call the authenticated APIs themselves) */
+    {"GET", "/", "web", mk_api_web, false, NO_AUTH},
+    {"GET", "/widget.js", "web", mk_api_web, false, NO_AUTH},
+    {"GET", "/operator", "web", mk_api_web, false, NO_AUTH},
+    {"GET", "/admin", "web", mk_api_web, false, NO_AUTH},
+    {"GET", "/web/", "web", mk_api_web, false, NO_AUTH},
 };
 
 static bool path_matches(const struct route *r, mk_slice path)
 {
     size_t n = strlen(r->path);
-    if (r->path[n - 1] == '/') return path.len > n && memcmp(path.ptr, r->path, n) == 0;
+    /* "/" alone is the chat page, not a prefix of every path */
+    if (n > 1 && r->path[n - 1] == '/') return path.len > n && memcmp(path.ptr, r->path, n) == 0;
     return mk_slice_eq_cstr(path, r->path);
 }
 
 static void ctx_fail_cb(mk_ctx *ctx, int code, const char *message) { mk_api_fail(ctx, code, message); }
+
+static void ctx_reply_cb(mk_ctx *ctx, const char *json, size_t len) { mk_api_reply_completion(ctx, json, len); }
 
 static void ctx_release(void *ctx) { mk_ctx_release(ctx); }
 
@@ -71,6 +99,7 @@ void mk_api_handle(mk_http_req *req, void *app_arg)
     ctx->tenant = "default";
     ctx->principal = "anonymous";
     ctx->fail = ctx_fail_cb;
+    ctx->reply = ctx_reply_cb;
     ctx->services = app->services;
     mk_pool_on_free(req->pool, ctx_release, ctx);
     mk_metric_add(MK_METRIC_REQUESTS_INFLIGHT, NULL, 1);
@@ -110,6 +139,7 @@ static void access_log(mk_ctx *ctx, uint64_t now)
     if (app && app->gen && !app->gen->config->access_log) return;
     if (mk_log_min_level > MK_LOG_INFO) return;
     mk_http_req *req = ctx->req;
+    if (!req) return; /* internal calls (the desk's): no client, no access line */
     mk_buf b = MK_BUF_INIT;
     char when[40];
     struct timespec ts;
@@ -149,7 +179,7 @@ static void before_finish(mk_ctx *ctx)
     if (ctx->group || ctx->audited) mk_pipeline_end(ctx);
     char status[16];
     snprintf(status, sizeof status, "%d", ctx->status);
-    const char *labels[] = {ctx->route ? ctx->route : "unknown", ctx->req->method, status};
+    const char *labels[] = {ctx->route ? ctx->route : "unknown", ctx->req ? ctx->req->method : "INTERNAL", status};
     mk_metric_inc(MK_METRIC_REQUESTS, labels);
     const char *route_label[] = {labels[0]};
     mk_metric_observe(MK_METRIC_REQUEST_DURATION, route_label, (double)(now - ctx->start_us) / 1e6);
@@ -195,6 +225,10 @@ void mk_api_send(mk_ctx *ctx, int status, const char *content_type, const char *
     h[n++] = (mk_http_header){MK_SLICE_LIT("Content-Type"), mk_slice_cstr(content_type)};
     before_finish(ctx);
     mk_http_req *req = ctx->req;
+    if (!req) { /* an internal call: no socket, the caller's callback gets the body */
+        mk_api_internal_finish(ctx, status, body, len);
+        return;
+    }
     mk_http_respond(req, status, h, n, body, len);
 }
 
@@ -258,9 +292,19 @@ void mk_api_fail_code(mk_ctx *ctx, int err, const char *code_name, const char *m
 
 void mk_api_fail(mk_ctx *ctx, int err, const char *message) { mk_api_fail_code(ctx, err, NULL, message); }
 
+/* A request that switched protocols (a WebSocket): logged and counted as 101 before
+ * mk_ws_accept finishes it (and frees ctx with the request's pool). */
+void mk_api_upgraded(mk_ctx *ctx);
+void mk_api_upgraded(mk_ctx *ctx)
+{
+    ctx->status = 101;
+    before_finish(ctx);
+}
+
 int mk_api_stream_start(mk_ctx *ctx)
 {
     if (ctx->stream_started) return 0;
+    if (!ctx->req) return MK_EINVAL; /* internal calls never stream (internal_chat.c) */
     ctx->stream_started = true;
     ctx->status = 200;
     uint64_t total = mk_now_us() - ctx->start_us;

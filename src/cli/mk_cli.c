@@ -11,7 +11,9 @@
 #include "audit/mk_audit.h"
 #include "auth/mk_keys.h"
 #include "guard/mk_injection.h"
+#include "kb/mk_kb_store.h"
 #include "memory/mk_memory.h"
+#include "desk/mk_desk.h"
 #include "config/mk_config.h"
 #include "core/mk_buf.h"
 #include "core/mk_error.h"
@@ -42,6 +44,9 @@ static const struct passthrough passthroughs[] = {
     {"guard", "guard train --data F --out M         train the prompt-injection classifier", run_guard},
     {"memory", "memory stats|search|add|import|facts|erase|sweep|reindex ...  agent memory (mayak memory help)",
      mk_memory_cli_main},
+    {"kb", "kb add|list|rm|reindex|search ...    knowledge base (mayak kb help)", mk_kb_cli_main},
+    {"ask", "ask [QUESTION] [--json] [--kb F]       answer as the support desk would (stdin: one per line)",
+     mk_desk_ask_cli_main},
 };
 
 struct cli_opts {

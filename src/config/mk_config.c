@@ -325,6 +325,26 @@ void mk_config_free(struct mk_config *cfg)
     free(cfg->guard.injection);
     free(cfg->guard.pii);
     free(cfg->guard.jurisdiction);
+    for (size_t i = 0; i < cfg->nagents; i++) {
+        struct mk_agent_config *a = &cfg->agents[i];
+        free(a->id);
+        free(a->name);
+        free(a->description);
+        cfg_free_strv(a->knowledge, a->nknowledge);
+        free(a->instructions);
+        free(a->model_group);
+        cfg_free_strv(a->examples, a->nexamples);
+    }
+    free(cfg->agents);
+    free(cfg->bus.url);
+    for (size_t i = 0; i < cfg->nwebhooks; i++) {
+        struct mk_webhook_config *w = &cfg->webhooks[i];
+        free(w->name);
+        free(w->url);
+        free(w->secret);
+        cfg_free_strv(w->events, w->nevents);
+    }
+    free(cfg->webhooks);
     free(cfg);
 }
 

@@ -98,6 +98,18 @@ struct mk_health_config {
     uint32_t timeout_ms;     /* default 2000 */
 };
 
+/* The response cache (`cache:` top level and per model group, docs/CACHE.md). At the
+ * top level 0 means the built-in default; in a group, 0 (enabled: inherit) means the
+ * top level's value. */
+enum mk_cache_enabled { MK_CACHE_INHERIT = 0, MK_CACHE_OFF, MK_CACHE_ON };
+struct mk_cache_config {
+    enum mk_cache_enabled enabled; /* inherit (top level: on) | false | true */
+    double threshold;        /* semantic similarity needed for a hit, 0..1 */
+    uint32_t ttl_s;          /* entry lifetime */
+    uint32_t max_mb;         /* top level only: memory cap of this node's cache */
+    double max_temperature;  /* requests hotter than this are neither answered nor stored */
+};
+
 struct mk_model_group_config {
     char *name;
     enum mk_route_policy policy;
@@ -111,6 +123,7 @@ struct mk_model_group_config {
     struct mk_health_config health;
     char **aliases;          /* other model names that select this group */
     size_t naliases;
+    struct mk_cache_config cache; /* overrides of the top-level cache settings */
     int line, column;
 };
 
@@ -153,6 +166,41 @@ struct mk_guard_config {
     char *jurisdiction;      /* default "ru": data is masked before deployments not tagged residency:<it> */
 };
 
+/* One support-desk agent (`agents:`, docs/CONFIG.md); none declared = the built-in five. */
+struct mk_agent_config {
+    char *id;                /* required; a name ("human" is reserved) */
+    char *name;              /* shown to users and operators; default = id */
+    char *description;
+    char **knowledge;        /* knowledge collections (kb agent ids); none = [id] */
+    size_t nknowledge;
+    char *instructions;      /* the LLM prompt's core; may span lines */
+    char *model_group;       /* NULL = default_model_group */
+    double escalation_threshold; /* 0..1; 0 = the desk's default */
+    char **examples;         /* example user messages for triage (at least one) */
+    size_t nexamples;
+    int line, column;
+};
+
+/* bus: events across parts and nodes (docs/BUS.md). */
+struct mk_bus_config {
+    char *url;               /* NULL = "inproc"; or "amqp://user:pass@host:port/vhost" (RabbitMQ) */
+    uint32_t max_pending;    /* publish queue bound in events; 0 = the bus's default */
+};
+
+/* One outgoing webhook (`webhooks:`, docs/BUS.md): matching events are POSTed, signed. */
+struct mk_webhook_config {
+    char *name;              /* for logs and metrics; default "webhook-<position>" */
+    char *url;               /* required; http(s) */
+    char *secret;            /* required; HMAC-SHA256 key of X-Mayak-Signature */
+    char **events;           /* event type patterns ("conversation.*"); none = every event */
+    size_t nevents;
+    int max_attempts;        /* first try included; default 6 */
+    uint32_t timeout_ms;     /* per attempt; default 10000 */
+    uint32_t backoff_base_ms;/* first retry delay before jitter; default 1000 */
+    uint32_t backoff_max_ms; /* longest delay; default 60000 */
+    int line, column;
+};
+
 struct mk_config {
     char *source;            /* file path, or "<embedded defaults>" */
     char *listen_host;       /* default 127.0.0.1 */
@@ -173,6 +221,12 @@ struct mk_config {
     struct mk_limits_config limits;
     struct mk_audit_config audit;
     struct mk_guard_config guard;
+    struct mk_cache_config cache;
+    struct mk_agent_config *agents; /* support desk agents; NULL/0 = built-in defaults */
+    size_t nagents;
+    struct mk_bus_config bus;
+    struct mk_webhook_config *webhooks;
+    size_t nwebhooks;
 };
 
 /* One problem found while loading. */

@@ -87,7 +87,8 @@ struct key_table {
 };
 
 #define TABLE(what, arr) {(what), (arr), sizeof(arr) / sizeof((arr)[0]), false}
-#define MAX_TABLE_KEYS 16
+/* The `seen` masks are 32 bits wide. */
+#define MAX_TABLE_KEYS 32
 
 /* What a mapping walk saw: which keys, and where. */
 struct seen {
@@ -101,6 +102,8 @@ static const char *const log_levels[] = {"debug", "info", "warn", "error", "off"
 static const char *const giga_scopes[] = {"GIGACHAT_API_PERS", "GIGACHAT_API_B2B", "GIGACHAT_API_CORP", NULL};
 
 static key_fn parse_listen, parse_providers, parse_groups, parse_deployments, parse_aliases;
+static key_fn parse_agents, parse_agent_instructions, parse_agent_examples;
+static key_fn parse_bus_url, parse_webhooks;
 
 #define KSTR(n, T, f, ...) {.name = (n), .kind = KK_STR, .off = offsetof(T, f), __VA_ARGS__}
 #define KNUM(n, k, T, f, lo, hi, ...) \
@@ -159,6 +162,18 @@ static const struct key_spec deployment_keys[] = {
 };
 static const struct key_table deployment_table = TABLE("deployment", deployment_keys);
 
+static const char *const cache_enabled_words[] = {"inherit", "false", "true", NULL};
+_Static_assert(sizeof(enum mk_cache_enabled) == sizeof(int), "enums are stored through int");
+static const struct key_spec cache_keys[] = {
+    {.name = "enabled", .kind = KK_ENUM, .off = offsetof(struct mk_cache_config, enabled),
+     .words = cache_enabled_words},
+    KNUM("threshold", KK_DOUBLE, struct mk_cache_config, threshold, 0, 1),
+    KNUM("ttl_s", KK_U32, struct mk_cache_config, ttl_s, 0, 31536000),
+    KNUM("max_mb", KK_U32, struct mk_cache_config, max_mb, 0, 1048576),
+    KNUM("max_temperature", KK_DOUBLE, struct mk_cache_config, max_temperature, 0, 2),
+};
+static const struct key_table cache_table = TABLE("cache", cache_keys);
+
 static const struct key_spec group_keys[] = {
     {.name = "name", .kind = KK_NAME, .off = offsetof(struct mk_model_group_config, name), .flags = KF_REQUIRED},
     {.name = "policy", .kind = KK_ENUM, .off = offsetof(struct mk_model_group_config, policy),
@@ -173,6 +188,7 @@ static const struct key_spec group_keys[] = {
     {.name = "health", .kind = KK_MAP, .off = offsetof(struct mk_model_group_config, health),
      .sub = &health_table},
     {.name = "deployments", .kind = KK_FN, .fn = parse_deployments, .flags = KF_REQUIRED},
+    {.name = "cache", .kind = KK_MAP, .off = offsetof(struct mk_model_group_config, cache), .sub = &cache_table},
 };
 static const struct key_table group_table = TABLE("model group", group_keys);
 
@@ -261,6 +277,43 @@ static const struct key_spec url_keys[] = {
 static const struct key_table store_table = TABLE("store", url_keys);
 static const struct key_table kv_table = TABLE("kv", url_keys);
 
+/* Support desk agents. The caps match src/desk/mk_desk.h (config cannot include it). */
+#define CFG_MAX_AGENTS 64
+#define CFG_MAX_AGENT_EXAMPLES 1000
+#define CFG_MAX_EXAMPLE_BYTES 1000
+#define CFG_MAX_INSTRUCTIONS_BYTES (16 * 1024)
+static const struct key_spec agent_keys[] = {
+    {.name = "id", .kind = KK_NAME, .off = offsetof(struct mk_agent_config, id), .flags = KF_REQUIRED},
+    KSTR("name", struct mk_agent_config, name, .max = MK_MAX_NAME_BYTES),
+    KSTR("description", struct mk_agent_config, description, .max = 1000),
+    KLIST("knowledge", struct mk_agent_config, knowledge, nknowledge, MK_MAX_TAGS),
+    {.name = "instructions", .kind = KK_FN, .fn = parse_agent_instructions},
+    {.name = "model_group", .kind = KK_NAME, .off = offsetof(struct mk_agent_config, model_group)},
+    KNUM("escalation_threshold", KK_DOUBLE, struct mk_agent_config, escalation_threshold, 0, 1),
+    {.name = "examples", .kind = KK_FN, .fn = parse_agent_examples, .flags = KF_REQUIRED},
+};
+static const struct key_table agent_table = TABLE("agent", agent_keys);
+
+/* bus and webhooks (docs/BUS.md). The patterns are checked for their characters here
+ * and fully by mk_webhooks_new (the bus part owns the grammar). */
+static const struct key_spec bus_keys[] = {
+    {.name = "url", .kind = KK_FN, .fn = parse_bus_url},
+    KNUM("max_pending", KK_U32, struct mk_bus_config, max_pending, 1, 10000000),
+};
+static const struct key_table bus_table = TABLE("bus", bus_keys);
+
+static const struct key_spec webhook_keys[] = {
+    {.name = "name", .kind = KK_NAME, .off = offsetof(struct mk_webhook_config, name)},
+    {.name = "url", .kind = KK_URL, .off = offsetof(struct mk_webhook_config, url), .flags = KF_REQUIRED},
+    KSTR("secret", struct mk_webhook_config, secret, .max = 1024, .flags = KF_REQUIRED),
+    KLIST("events", struct mk_webhook_config, events, nevents, MK_MAX_TAGS),
+    KNUM("max_attempts", KK_INT, struct mk_webhook_config, max_attempts, 1, 100),
+    KNUM("timeout_ms", KK_U32, struct mk_webhook_config, timeout_ms, 1, MAX_MS),
+    KNUM("backoff_base_ms", KK_U32, struct mk_webhook_config, backoff_base_ms, 1, MAX_MS),
+    KNUM("backoff_max_ms", KK_U32, struct mk_webhook_config, backoff_max_ms, 1, MAX_MS),
+};
+static const struct key_table webhook_table = TABLE("webhook", webhook_keys);
+
 static const struct key_spec top_keys[] = {
     {.name = "listen", .kind = KK_FN, .fn = parse_listen},
     KSTR("data_dir", struct mk_config, data_dir, .flags = KF_NONEMPTY),
@@ -277,6 +330,10 @@ static const struct key_spec top_keys[] = {
     {.name = "limits", .kind = KK_MAP, .off = offsetof(struct mk_config, limits), .sub = &limits_table},
     {.name = "audit", .kind = KK_MAP, .off = offsetof(struct mk_config, audit), .sub = &audit_table},
     {.name = "guard", .kind = KK_MAP, .off = offsetof(struct mk_config, guard), .sub = &guard_table},
+    {.name = "cache", .kind = KK_MAP, .off = offsetof(struct mk_config, cache), .sub = &cache_table},
+    {.name = "agents", .kind = KK_FN, .fn = parse_agents},
+    {.name = "bus", .kind = KK_MAP, .off = offsetof(struct mk_config, bus), .sub = &bus_table},
+    {.name = "webhooks", .kind = KK_FN, .fn = parse_webhooks},
 };
 static const struct key_table top_table = {"top level", top_keys, sizeof top_keys / sizeof top_keys[0], true};
 
@@ -294,6 +351,10 @@ FITS(jwt_keys);
 FITS(auth_keys);
 FITS(limits_keys);
 FITS(guard_keys);
+FITS(cache_keys);
+FITS(agent_keys);
+FITS(bus_keys);
+FITS(webhook_keys);
 
 /* ---- nodes, places, budget ------------------------------------------------------- */
 
@@ -1244,6 +1305,210 @@ static void parse_groups(struct cfg_ctx *c, struct fy_node *v, struct cfg_loc ke
     while ((item = fy_node_sequence_iterate(v, &it)) != NULL && cfg->nmodel_groups < (size_t)count) {
         size_t idx = cfg->nmodel_groups++;
         parse_group(c, item, at, idx);
+    }
+}
+
+/* ---- support desk agents ----------------------------------------------------------- */
+
+/* Free text that may span lines (a YAML block scalar): tabs and line breaks allowed,
+ * other control characters not. */
+static bool text_ok(struct cfg_ctx *c, struct cfg_loc at, const char *key, const mk_buf *t, size_t max)
+{
+    for (size_t i = 0; i < t->len; i++) {
+        unsigned char ch = (unsigned char)t->data[i];
+        if ((ch < 0x20 && ch != '\n' && ch != '\t' && ch != '\r') || ch == 0x7f) {
+            cfg_error(c, at, "%s: must not contain control characters", key);
+            return false;
+        }
+    }
+    if (t->len > max) {
+        cfg_error(c, at, "%s: longer than %zu bytes", key, max);
+        return false;
+    }
+    return true;
+}
+
+static void parse_agent_instructions(struct cfg_ctx *c, struct fy_node *v, struct cfg_loc keyloc, void *obj)
+{
+    struct mk_agent_config *a = obj;
+    mk_buf text;
+    mk_buf_init(&text, MK_MAX_CONFIG_BYTES);
+    struct cfg_loc at;
+    int r = get_text(c, v, keyloc, "instructions", "a string", &text, &at);
+    if (r == TXT_OK && text.len && text_ok(c, at, "instructions", &text, CFG_MAX_INSTRUCTIONS_BYTES))
+        set_str(c, &a->instructions, text.data);
+    else if (r == TXT_NULL || (r == TXT_OK && !text.len))
+        set_str(c, &a->instructions, NULL);
+    mk_buf_release(&text);
+}
+
+static void parse_agent_examples(struct cfg_ctx *c, struct fy_node *n, struct cfg_loc keyloc, void *obj)
+{
+    struct mk_agent_config *a = obj;
+    struct cfg_loc at = node_loc(n, keyloc);
+    if (n && !(n = deref(c, n, at))) return;
+    if (is_null_scalar(n) || !fy_node_is_sequence(n)) {
+        cfg_error(c, at, "examples: expected a list of example messages (- \"my printer jams\"), got %s",
+                  n ? kind_of(n) : "nothing");
+        return;
+    }
+    int count = fy_node_sequence_item_count(n);
+    if (count <= 0) {
+        cfg_error(c, at, "examples: an agent needs at least one example message for triage");
+        return;
+    }
+    if (count > CFG_MAX_AGENT_EXAMPLES) {
+        cfg_error(c, at, "examples: too many entries (%d; the limit is %d)", count, CFG_MAX_AGENT_EXAMPLES);
+        return;
+    }
+    char **v = calloc((size_t)count + 1, sizeof *v);
+    if (!v) {
+        c->nomem = true;
+        return;
+    }
+    size_t got = 0;
+    mk_buf text;
+    mk_buf_init(&text, MK_MAX_CONFIG_BYTES);
+    void *it = NULL;
+    struct fy_node *item;
+    while ((item = fy_node_sequence_iterate(n, &it)) != NULL) {
+        struct cfg_loc iat;
+        int r = get_text(c, item, at, "examples", "a string", &text, &iat);
+        if (r == TXT_BAD) continue;
+        if (r == TXT_NULL || text.len == 0) {
+            cfg_error(c, iat, "examples: entries must not be empty");
+            continue;
+        }
+        if (!text_ok(c, iat, "examples", &text, CFG_MAX_EXAMPLE_BYTES)) continue;
+        if ((v[got] = cfg_strdup(c, text.data)) != NULL) got++;
+    }
+    mk_buf_release(&text);
+    cfg_free_strv(a->examples, a->nexamples);
+    a->examples = v;
+    a->nexamples = got;
+}
+
+static void parse_agents(struct cfg_ctx *c, struct fy_node *v, struct cfg_loc keyloc, void *obj)
+{
+    struct mk_config *cfg = obj;
+    struct cfg_loc at = node_loc(v, keyloc);
+    if (v && !(v = deref(c, v, at))) return;
+    if (is_null_scalar(v)) return;
+    if (!fy_node_is_sequence(v)) {
+        cfg_error(c, at, "agents: expected a list of agents (- id: ... examples: [...]), got %s", kind_of(v));
+        return;
+    }
+    int count = fy_node_sequence_item_count(v);
+    if (count <= 0) return;
+    if (count > CFG_MAX_AGENTS) {
+        cfg_error(c, at, "agents: too many agents (%d; the limit is %d)", count, CFG_MAX_AGENTS);
+        return;
+    }
+    cfg->agents = calloc((size_t)count, sizeof *cfg->agents);
+    if (!cfg->agents) {
+        c->nomem = true;
+        return;
+    }
+    void *it = NULL;
+    struct fy_node *item;
+    while ((item = fy_node_sequence_iterate(v, &it)) != NULL && cfg->nagents < (size_t)count) {
+        struct mk_agent_config *a = &cfg->agents[cfg->nagents++];
+        struct cfg_loc aat = node_loc(item, at);
+        a->line = aat.line;
+        a->column = aat.column;
+        struct seen s;
+        if (!parse_mapping(c, item, at, &agent_table, a, 0, &s) || !a->id) continue;
+        struct cfg_loc idat = seen_loc(&agent_table, &s, "id");
+        if (strcmp(a->id, "human") == 0)
+            cfg_error(c, idat, "agents: the id 'human' is reserved (it means a human operator)");
+        for (size_t i = 0; i + 1 < cfg->nagents; i++)
+            if (cfg->agents[i].id && strcmp(cfg->agents[i].id, a->id) == 0)
+                cfg_error(c, idat, "agents: duplicate id '%s' (first declared on line %d)", a->id,
+                          cfg->agents[i].line);
+    }
+}
+
+/* ---- bus and webhooks ------------------------------------------------------------------ */
+
+static void parse_bus_url(struct cfg_ctx *c, struct fy_node *v, struct cfg_loc keyloc, void *obj)
+{
+    struct mk_bus_config *b = obj;
+    struct cfg_loc at;
+    mk_buf text;
+    mk_buf_init(&text, MK_MAX_CONFIG_BYTES);
+    int r = get_text(c, v, keyloc, "url", "a string", &text, &at);
+    if (r == TXT_OK && text.len > 0) {
+        char q[80];
+        cfg_quote(text.data, text.len, q, sizeof q);
+        if (has_ctl(text.data, text.len, false) || text.len > 1024)
+            cfg_error(c, at, "bus.url: must be one line of at most 1024 bytes");
+        else if (!strncmp(text.data, "amqps://", 8))
+            cfg_error(c, at, "bus.url: '%s': amqps:// (TLS) is not supported yet; use amqp://", q);
+        else if (strcmp(text.data, "inproc") != 0 && strncmp(text.data, "amqp://", 7) != 0)
+            cfg_error(c, at, "bus.url: '%s' must be \"inproc\" or \"amqp://user:pass@host:port/vhost\"", q);
+        else
+            set_str(c, &b->url, text.data);
+    } else if (r != TXT_BAD) {
+        cfg_error(c, at, "bus.url: must not be empty");
+    }
+    mk_buf_release(&text);
+}
+
+static void parse_webhooks(struct cfg_ctx *c, struct fy_node *v, struct cfg_loc keyloc, void *obj)
+{
+    struct mk_config *cfg = obj;
+    struct cfg_loc at = node_loc(v, keyloc);
+    if (v && !(v = deref(c, v, at))) return;
+    if (is_null_scalar(v)) return;
+    if (!fy_node_is_sequence(v)) {
+        cfg_error(c, at, "webhooks: expected a list (- url: ... secret: ... events: [...]), got %s", kind_of(v));
+        return;
+    }
+    int count = fy_node_sequence_item_count(v);
+    if (count <= 0) return;
+    if (count > MK_MAX_PROVIDERS) {
+        cfg_error(c, at, "webhooks: too many entries (%d; the limit is %d)", count, MK_MAX_PROVIDERS);
+        return;
+    }
+    cfg->webhooks = calloc((size_t)count, sizeof *cfg->webhooks);
+    if (!cfg->webhooks) {
+        c->nomem = true;
+        return;
+    }
+    void *it = NULL;
+    struct fy_node *item;
+    while ((item = fy_node_sequence_iterate(v, &it)) != NULL && cfg->nwebhooks < (size_t)count) {
+        struct mk_webhook_config *w = &cfg->webhooks[cfg->nwebhooks++];
+        struct cfg_loc wat = node_loc(item, at);
+        w->line = wat.line;
+        w->column = wat.column;
+        w->max_attempts = 6;
+        w->timeout_ms = 10000;
+        w->backoff_base_ms = 1000;
+        w->backoff_max_ms = 60000;
+        struct seen s;
+        if (!parse_mapping(c, item, at, &webhook_table, w, 0, &s)) continue;
+        if (!w->name) {
+            char n[32];
+            snprintf(n, sizeof n, "webhook-%zu", cfg->nwebhooks);
+            w->name = cfg_strdup(c, n);
+        }
+        if (w->backoff_max_ms < w->backoff_base_ms)
+            cfg_error(c, seen_loc(&webhook_table, &s, "backoff_max_ms"),
+                      "webhook '%s': backoff_max_ms (%u) is less than backoff_base_ms (%u)", w->name ? w->name : "?",
+                      (unsigned)w->backoff_max_ms, (unsigned)w->backoff_base_ms);
+        if (w->secret && strlen(w->secret) < 16)
+            cfg_warn(c, seen_loc(&webhook_table, &s, "secret"),
+                     "webhook '%s': a secret shorter than 16 bytes is easy to guess", w->name ? w->name : "?");
+        for (size_t i = 0; i < w->nevents; i++)
+            if (strspn(w->events[i], "abcdefghijklmnopqrstuvwxyz0123456789_-.*#") != strlen(w->events[i]))
+                cfg_error(c, seen_loc(&webhook_table, &s, "events"),
+                          "webhook '%s': event pattern '%s' may only hold a-z 0-9 _ - . * #", w->name ? w->name : "?",
+                          w->events[i]);
+        for (size_t i = 0; i + 1 < cfg->nwebhooks; i++)
+            if (w->name && cfg->webhooks[i].name && !strcmp(cfg->webhooks[i].name, w->name))
+                cfg_error(c, wat, "webhooks: duplicate name '%s' (first declared on line %d)", w->name,
+                          cfg->webhooks[i].line);
     }
 }
 

@@ -3,21 +3,23 @@
  *
  * Each word gives up to three kinds of features:
  *   - its stem (weight 1): the topic signal;
- *   - the (previous stem, stem) bigram (weight 0.6): word order and phrases — "не
- *     работает" vs "работает", "card arrival" vs "card delivery";
+ *   - after a negation word, the (negation, stem) bigram (weight 0.6): what is
+ *     negated — "не работает" gets a feature "работает" never has. Bigrams of every
+ *     pair are an option (MK_EMBED_ALL_BIGRAMS); they did not pay (docs/EMBEDDER.md);
  *   - the character n-grams (3..5 by default) of the folded word inside boundary marks
  *     (all of a word's n-grams together weigh 1 in L2, so short and long words count
  *     alike): overlap between inflections the stemmer misses, Kazakh morphology,
- *     compounds and typos ("пароль"/"паролем", "recieve"/"receive").
- * Stop words keep 1/5 of their weight; numbers, symbols and over-long tokens give only
+ *     compounds and typos ("пароль"/"паролем", "pasword"/"password").
+ * Stop words keep 35% of their weight; numbers, symbols and over-long tokens give only
  * their word feature (a different number is a different entity, not a near-miss).
  *
  * Each feature's 64-bit hash picks `hashes` coordinates of the output with a sign
  * (a count sketch): a fixed random projection of the unbounded sparse feature space,
  * so inner products of sketches estimate inner products of the sparse vectors, and
- * colliding features cancel on average instead of piling up. When the embedder has an
- * IDF table, the weight is also scaled by the table's weight for the feature. The sum goes through a signed square root
- * (damping repeated words and long texts' dominant terms) and is L2-normalised.
+ * colliding features cancel on average instead of piling up. When the embedder has
+ * an IDF table, the weight is also scaled by the table's weight for the feature. The
+ * sum goes through a signed square root (damping repeated words and long texts'
+ * dominant terms) and is L2-normalised.
  */
 #include <math.h>
 #include <stdio.h>
@@ -79,9 +81,9 @@ int mk_embedder_new(const struct mk_embed_options *opts, mk_embedder **out)
     if (o.hashes == 0)
         o.hashes = 1;
     if (o.dim < MK_EMBED_MIN_DIM || o.dim > MK_EMBED_MAX_DIM || o.ngram_min > o.ngram_max ||
-        o.ngram_max > 8 || o.hashes > 4 || (o.disable & ~0x1Fu))
+        o.ngram_max > 8 || o.hashes > 4 || (o.flags & ~0x3Fu))
         return MK_EINVAL;
-    bool stem = !(o.disable & MK_EMBED_NO_STEM);
+    bool stem = !(o.flags & MK_EMBED_NO_STEM);
     const mk_embed_idf *idf = o.idf;
     if (idf && idf->schema != mk_embed__schema(stem))
         return MK_EINVAL;
@@ -93,7 +95,7 @@ int mk_embedder_new(const struct mk_embed_options *opts, mk_embedder **out)
     e->hashes = o.hashes;
     e->nmin = o.ngram_min;
     e->nmax = o.ngram_max;
-    e->disable = o.disable;
+    e->flags = o.flags;
     e->lossy = o.lossy_utf8;
     e->stem = stem;
     e->seed = o.seed;
@@ -110,7 +112,7 @@ int mk_embedder_new(const struct mk_embed_options *opts, mk_embedder **out)
     for (int q = 0; q < 256; q++)
         e->idf_lut[q] = (float)(q ? q : 1) / 255.0f;
     uint64_t f = mk_embed__mix(MK_EMBED__ALGO_VERSION);
-    uint64_t parts[] = {o.dim, o.seed, o.ngram_min, o.ngram_max, o.hashes, o.disable, o.lossy_utf8,
+    uint64_t parts[] = {o.dim, o.seed, o.ngram_min, o.ngram_max, o.hashes, o.flags, o.lossy_utf8,
                         idf ? idf->digest : 0};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         f = mk_embed__mix(mk_embed__step(f, parts[i]));
@@ -143,6 +145,7 @@ struct sink {
     size_t nfeat;
     uint64_t prev;         /* previous word's stem hash */
     float prev_mult;
+    unsigned prev_flags;
     bool have_prev;
 };
 
@@ -195,7 +198,7 @@ static int on_word(void *arg, const struct mk_embed__word *w)
     struct sink *s = arg;
     const mk_embedder *e = s->e;
     float mult = 1.0f;
-    if ((w->flags & MK_EMBED__W_STOP) && !(e->disable & MK_EMBED_NO_STOPWORDS))
+    if ((w->flags & MK_EMBED__W_STOP) && !(e->flags & MK_EMBED_NO_STOPWORDS))
         mult = W.stop;
     else if (w->flags & MK_EMBED__W_NUM)
         mult = W.num;
@@ -205,14 +208,19 @@ static int on_word(void *arg, const struct mk_embed__word *w)
         mult = W.longw;
 
     add(s, mk_embed__mix(w->stem ^ K_WORD), W.word * mult);
-    if (!(e->disable & MK_EMBED_NO_BIGRAMS) && s->have_prev) {
+    /* A bigram says which word a negation applies to ("не_работ", "not_connect");
+     * bigrams of every pair are an option: they spent the vector's capacity on
+     * collisions and lost accuracy in our measurements. */
+    if (!(e->flags & MK_EMBED_NO_BIGRAMS) && s->have_prev &&
+        ((s->prev_flags & MK_EMBED__W_NEG) || (e->flags & MK_EMBED_ALL_BIGRAMS))) {
         uint64_t b = mk_embed__step(mk_embed__step(K_BIGRAM, s->prev), w->stem);
         add(s, mk_embed__mix(b), W.bigram * (mult < s->prev_mult ? mult : s->prev_mult));
     }
-    if (!(e->disable & MK_EMBED_NO_CHARS) && !(w->flags & (MK_EMBED__W_NUM | MK_EMBED__W_SYM | MK_EMBED__W_LONG)))
+    if (!(e->flags & MK_EMBED_NO_CHARS) && !(w->flags & (MK_EMBED__W_NUM | MK_EMBED__W_SYM | MK_EMBED__W_LONG)))
         add_char_ngrams(s, w, W.chars * mult);
     s->prev = w->stem;
     s->prev_mult = mult;
+    s->prev_flags = w->flags;
     s->have_prev = true;
     return 0;
 }
@@ -239,7 +247,7 @@ int mk_embed_text(const mk_embedder *e, const char *text, size_t len, float *out
     if (s.nfeat == 0)
         add(&s, K_EMPTY, 1.0f);
     double sum = 0;
-    bool root = !(e->disable & MK_EMBED_NO_SQRT);
+    bool root = !(e->flags & MK_EMBED_NO_SQRT);
     for (uint32_t i = 0; i < e->dim; i++) {
         float v = out[i];
         if (v == 0.0f)

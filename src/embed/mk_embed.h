@@ -35,9 +35,10 @@
 
 /* --- Limits and defaults (with the reason beside each) ----------------------- */
 /* 512 dimensions: short-text intent accuracy (BANKING77, CLINC150) is flat from 384
- * up, but paragraph retrieval keeps gaining (XQuAD-ru top-1 0.65 at 384, 0.72 at 512,
- * 0.78 at 768; docs/EMBEDDER.md); 512 keeps a vector at 2 KB and a distance at 512
- * multiply-adds (a multiple of every SIMD width). Long documents: consider 1024. */
+ * up, but paragraph retrieval keeps gaining (XQuAD-ru top-1 0.68 at 384, 0.72 at 512,
+ * 0.79 at 768, 0.82 at 1024; docs/EMBEDDER.md); 512 keeps a vector at 2 KB and a
+ * distance at 512 multiply-adds (a multiple of every SIMD width). Long documents:
+ * consider 1024. */
 #define MK_EMBED_DEFAULT_DIM 512
 #define MK_EMBED_MIN_DIM 16
 /* Beyond 4096 hashing collisions are already rare; the cap bounds stack scratch. */
@@ -49,14 +50,15 @@
 /* An IDF file is exactly this many bytes plus the header: 2^18 one-byte weights. */
 #define MK_EMBED_IDF_BITS 18
 
-/* Feature switches for mk_embed_options.disable (0 = everything on, the default).
- * They exist for experiments and baselines: the defaults are the tuned design. */
+/* Feature switches for mk_embed_options.flags (0 = the default design). They exist for
+ * experiments and baselines (bench/embed/eval_embed.py): the defaults are the tuned design. */
 enum {
     MK_EMBED_NO_CHARS = 1u << 0,      /* no character n-grams */
-    MK_EMBED_NO_BIGRAMS = 1u << 1,    /* no word bigrams */
+    MK_EMBED_NO_BIGRAMS = 1u << 1,    /* no word bigrams at all (not even after a negation) */
     MK_EMBED_NO_STEM = 1u << 2,       /* words as written (folded), no stemming */
     MK_EMBED_NO_STOPWORDS = 1u << 3,  /* function words weigh as much as any word */
     MK_EMBED_NO_SQRT = 1u << 4,       /* no signed square root before normalising */
+    MK_EMBED_ALL_BIGRAMS = 1u << 5,   /* bigrams of every adjacent pair, not only after a negation */
 };
 
 typedef struct mk_embedder mk_embedder;
@@ -69,7 +71,7 @@ struct mk_embed_options {
     uint32_t ngram_min;      /* character n-gram sizes; 0 = 3 */
     uint32_t ngram_max;      /* 0 = 5; 1 <= ngram_min <= ngram_max <= 8 */
     uint32_t hashes;         /* coordinates per feature, 0 = 1; 1..4 (more did not help: EMBEDDER.md) */
-    unsigned disable;        /* MK_EMBED_NO_* bits */
+    unsigned flags;          /* MK_EMBED_NO_* / MK_EMBED_ALL_BIGRAMS bits */
     bool lossy_utf8;         /* invalid UTF-8 bytes become spaces instead of MK_EBADUTF8 */
     /* IDF table to weight features (borrowed for the call: the embedder keeps its own
      * copy). NULL = uniform weights with stop words discounted (the default: fitted

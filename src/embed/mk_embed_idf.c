@@ -115,7 +115,7 @@ int mk_embed_fit_idf(const mk_embedder *e, const char *const *texts, const size_
         rc = mk_embed__features(e, t, len, count_feature, &f);
     }
     if (rc == 0)
-        rc = mk_embed__idf_from_df(f.df, n, mk_embed__schema(!(e->disable & MK_EMBED_NO_STEM)), out);
+        rc = mk_embed__idf_from_df(f.df, n, mk_embed__schema(!(e->flags & MK_EMBED_NO_STEM)), out);
     free(f.df);
     free(f.stamp);
     return rc;

@@ -93,7 +93,7 @@ int mk_embed__features(const mk_embedder *e, const char *text, size_t len, mk_em
 /* An embedder: immutable after mk_embedder_new(). */
 struct mk_embedder {
     uint32_t dim, hashes, nmin, nmax;
-    unsigned disable;
+    unsigned flags;
     bool lossy, stem;
     uint64_t seed;
     uint64_t hseed[4];     /* per-coordinate projection seeds derived from seed */

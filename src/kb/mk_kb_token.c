@@ -11,8 +11,9 @@
  *      yields the joined form, so "Wi-Fi" matches "wifi" and "e-mail" matches "email";
  *   4. "ё" is written "е" (Russian texts use both for the same word);
  *   5. one-letter words, minimal stop words and over-long tokens are dropped;
- *   6. Snowball stemming by script: Russian for Cyrillic, English for Latin words;
- *      words with Kazakh-only letters are left as they are (no Kazakh stemmer).
+ *   6. stemming by script: Snowball Russian for Cyrillic, English for Latin words;
+ *      our Kazakh suffix stripper (mk_kb_kazakh.c) for words with Kazakh-only letters,
+ *      and for every Cyrillic word when the caller says the text is Kazakh.
  */
 #include <libstemmer.h>
 #include <pthread.h>
@@ -190,12 +191,20 @@ static void word_add(struct word *w, int32_t c)
 }
 
 /* Emits one finished word as a term (or drops it). */
-static int emit_word(struct mk_kb__tokenizer *t, struct word *w, mk_kb_term_fn fn, void *arg)
+static int emit_word(struct mk_kb__tokenizer *t, struct word *w, bool kazakh_text, mk_kb_term_fn fn, void *arg)
 {
     if (w->len == 0 || w->too_long || w->len > MK_KB_MAX_TERM_BYTES || w->ncp < 2)
         return 0;
     if (is_stop_word(w->b))
         return 0;
+    if (w->cyrillic && !w->latin && (w->kazakh || kazakh_text)) {
+        /* A copy: the caller still needs the whole word for hyphenated compounds. */
+        char stem[sizeof w->b];
+        size_t n = mk_kb_kazakh_stem(w->b, w->len);
+        memcpy(stem, w->b, n);
+        stem[n] = '\0';
+        return fn(arg, stem, n);
+    }
     struct sb_stemmer *st = NULL;
     if (w->cyrillic)
         st = w->kazakh ? NULL : t->ru;
@@ -236,8 +245,10 @@ static uint8_t *sanitize(const char *text, size_t len)
     return out;
 }
 
-int mk_kb__tokenize(struct mk_kb__tokenizer *t, const char *text, size_t len, mk_kb_term_fn fn, void *arg)
+int mk_kb__tokenize(struct mk_kb__tokenizer *t, const char *text, size_t len, const char *lang, mk_kb_term_fn fn,
+                    void *arg)
 {
+    bool kazakh_text = lang && strcmp(lang, "kk") == 0;
     if (!t || (!text && len) || !fn)
         return MK_EINVAL;
     if (len == 0)
@@ -282,7 +293,7 @@ int mk_kb__tokenize(struct mk_kb__tokenizer *t, const char *text, size_t len, mk
         }
         /* End of a word: emit it, and track hyphen-joined compounds. */
         if (w.len > 0) {
-            rc = emit_word(t, &w, fn, arg);
+            rc = emit_word(t, &w, kazakh_text, fn, arg);
             if (rc)
                 break;
             for (size_t k = 0; k < w.len; k++) /* add the raw (unstemmed) bytes */
@@ -305,7 +316,7 @@ int mk_kb__tokenize(struct mk_kb__tokenizer *t, const char *text, size_t len, mk
             }
             if (!joined) {
                 if (parts > 1)
-                    rc = emit_word(t, &compound, fn, arg);
+                    rc = emit_word(t, &compound, kazakh_text, fn, arg);
                 word_reset(&compound);
                 parts = 0;
             }

@@ -143,10 +143,9 @@ int mem_join_tags(const char *const *tags, size_t n, mk_buf *out, mk_buf *err)
     for (size_t i = 0; i < n && rc == 0; i++) {
         const char *t = tags[i];
         size_t len = t ? strlen(t) : 0;
-        if (len == 0 || len > MK_MEMORY_MAX_TAG_BYTES || !mk_utf8_valid(t, len) || strchr(t, ',') ||
-            strchr(t, '%') || strchr(t, '_')) {
-            /* ',' separates; '%' and '_' are LIKE wildcards in the tag filter */
-            if (err) mk_buf_printf(err, "tag %zu must be 1..64 bytes of UTF-8 without ',', '%%' or '_'", i);
+        if (len == 0 || len > MK_MEMORY_MAX_TAG_BYTES || !mk_utf8_valid(t, len) || strchr(t, ',')) {
+            /* ',' separates tags in the stored column */
+            if (err) mk_buf_printf(err, "tag %zu must be 1..64 bytes of UTF-8 without ','", i);
             return MK_EINVAL;
         }
         for (size_t j = 0; j < len; j++)
@@ -445,11 +444,13 @@ static int new_index(struct mk_memory *m, uint64_t capacity, mk_vector_index **o
     mk_vector_params p;
     mk_vector_params_default(&p, m->dim, MK_VECTOR_COSINE);
     /* int8 graph walk with a float re-rank: about 40% faster searches for the same
-     * recall on embedder vectors (docs/MEMORY.md); construction beam 100 halves the
-     * insert cost of the default 200 for a recall@10 loss under half a point. */
+     * recall on embedder vectors. Construction beam 64 and search beam 32 were chosen
+     * on BANKING77 tasks (bench/memory/README.md): against 100/64 they cost 0.5-1 point
+     * of top-5 agreement with exact search and make inserts ~1.6x and searches ~1.5x
+     * cheaper; intent recall@5 does not move. */
     p.quant = MK_VECTOR_QUANT_INT8;
-    p.ef_construction = 100;
-    p.ef_search = m->opt.ef_search ? m->opt.ef_search : 64;
+    p.ef_construction = 64;
+    p.ef_search = m->opt.ef_search ? m->opt.ef_search : MEM_DEFAULT_EF;
     p.capacity = capacity < 1024 ? 1024 : capacity;
     return mk_vector_new(&p, out);
 }
@@ -601,7 +602,7 @@ static bool load_index(struct mk_memory *m, struct mk_store_conn *c, struct mem_
         }
     }
     if (ok) {
-        mk_vector_set_ef(ix, m->opt.ef_search ? m->opt.ef_search : 64);
+        mk_vector_set_ef(ix, m->opt.ef_search ? m->opt.ef_search : MEM_DEFAULT_EF);
         mk_vector_free(x->ix);
         x->ix = ix;
         x->wm = wm;

@@ -98,12 +98,25 @@ int mk_memory_episode_add_batch(struct mk_memory *m, struct mk_store_conn *c, co
         rc = mem_tx(c, add_tx, &j);
         if (rc) mem_store_err(c, rc, "storing the episode", err);
     }
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        int r = mem_index_put(m, MK_MEMORY_EPISODES, ids[i], vecs + i * m->dim, mem_ns_tenant(eps[i].tenant),
-                              mem_episode_meta(eps[i].reward, j.now));
-        /* The row is committed: an index failure (memory) is repaired by the next
-         * rebuild, so the write still succeeds. */
-        (void)r;
+    /* The rows are committed: an index failure (memory) is repaired by the next
+     * rebuild or replay, so the write still succeeds. Large batches (imports) are
+     * indexed with every core; single writes stay on the calling worker. */
+    if (rc == 0 && n >= 64) {
+        uint64_t *keys = malloc(sizeof *keys * n);
+        mk_vector_attrs *attrs = malloc(sizeof *attrs * n);
+        if (keys && attrs) {
+            for (size_t i = 0; i < n; i++) {
+                keys[i] = (uint64_t)ids[i];
+                attrs[i] = (mk_vector_attrs){mem_ns_tenant(eps[i].tenant), mem_episode_meta(eps[i].reward, j.now)};
+            }
+            mk_vector_insert_batch(m->idx[MK_MEMORY_EPISODES].ix, n, keys, vecs, m->dim, attrs, 0);
+        }
+        free(keys);
+        free(attrs);
+    } else {
+        for (size_t i = 0; i < n && rc == 0; i++)
+            mem_index_put(m, MK_MEMORY_EPISODES, ids[i], vecs + i * m->dim, mem_ns_tenant(eps[i].tenant),
+                          mem_episode_meta(eps[i].reward, j.now));
     }
     if (tags)
         for (size_t i = 0; i < n; i++) mk_buf_release(&tags[i]);
@@ -231,7 +244,7 @@ static int filter_sql(const struct mk_memory_episode_filter *f, mk_buf *sql, mk_
     if (f->user && *f->user) mk_buf_append_str(sql, " AND user_id = ?");
     if (f->session && *f->session) mk_buf_append_str(sql, " AND session = ?");
     if (f->ntags > MK_MEMORY_MAX_TAGS) return MK_ETOOBIG;
-    for (size_t i = 0; i < f->ntags; i++) mk_buf_append_str(sql, " AND tags LIKE ?");
+    for (size_t i = 0; i < f->ntags; i++) mk_buf_append_str(sql, " AND tags LIKE ? ESCAPE '!'");
     if (f->has_min_reward) mk_buf_append_str(sql, " AND reward >= ?");
     if (f->success_only) mk_buf_append_str(sql, " AND reward >= ?");
     if (f->failure_only) mk_buf_append_str(sql, " AND reward < ?");
@@ -249,8 +262,14 @@ static int filter_bind(struct mk_store_stmt *st, const char *tenant, const struc
     if (f->user && *f->user) mk_store_bind_cstr(st, i++, f->user);
     if (f->session && *f->session) mk_store_bind_cstr(st, i++, f->session);
     for (size_t t = 0; t < f->ntags; t++) {
+        /* "%,tag,%" with the tag's own LIKE wildcards escaped */
         mk_buf like = MK_BUF_INIT;
-        mk_buf_printf(&like, "%%,%s,%%", f->tags[t] ? f->tags[t] : "");
+        mk_buf_append_str(&like, "%,");
+        for (const char *p = f->tags[t] ? f->tags[t] : ""; *p; p++) {
+            if (*p == '%' || *p == '_' || *p == '!') mk_buf_append_char(&like, '!');
+            mk_buf_append_char(&like, *p);
+        }
+        mk_buf_append_str(&like, ",%");
         mk_store_bind_text(st, i++, like.data, like.len);
         mk_buf_release(&like);
     }
@@ -271,7 +290,7 @@ static int check_filter(const struct mk_memory_episode_filter *f, mk_buf *err)
     if (f->ntags > MK_MEMORY_MAX_TAGS) return MK_ETOOBIG;
     for (size_t i = 0; i < f->ntags; i++) {
         const char *t = f->tags ? f->tags[i] : NULL;
-        if (!t || !*t || strlen(t) > MK_MEMORY_MAX_TAG_BYTES || strpbrk(t, ",%_")) {
+        if (!t || !*t || strlen(t) > MK_MEMORY_MAX_TAG_BYTES || strchr(t, ',')) {
             if (err) mk_buf_printf(err, "tag filter %zu is not a valid tag", i);
             return MK_EINVAL;
         }

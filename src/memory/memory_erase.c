@@ -165,16 +165,24 @@ int mk_memory_sweep(struct mk_memory *m, struct mk_store_conn *c, json_object **
 
 /* ---- erasure -------------------------------------------------------------------------- */
 
+/* Process-wide hooks (registered with m NULL). */
+static pthread_mutex_t global_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct mem_hook global_hooks[MEM_MAX_HOOKS];
+static size_t nglobal;
+
 int mk_memory_erase_hook_add(struct mk_memory *m, const char *name, mk_memory_erase_fn fn, void *arg)
 {
-    if (!m || !name || !*name || !fn) return MK_EINVAL;
-    pthread_mutex_lock(&m->hooks_mu);
+    if (!name || !*name || !fn) return MK_EINVAL;
+    pthread_mutex_t *mu = m ? &m->hooks_mu : &global_mu;
+    struct mem_hook *hooks = m ? m->hooks : global_hooks;
+    size_t *n = m ? &m->nhooks : &nglobal;
+    pthread_mutex_lock(mu);
     int rc = 0;
-    if (m->nhooks == MEM_MAX_HOOKS) rc = MK_ETOOBIG;
-    for (size_t i = 0; rc == 0 && i < m->nhooks; i++)
-        if (strcmp(m->hooks[i].name, name) == 0) rc = MK_EEXISTS;
-    if (rc == 0) m->hooks[m->nhooks++] = (struct mem_hook){name, fn, arg};
-    pthread_mutex_unlock(&m->hooks_mu);
+    if (*n == MEM_MAX_HOOKS) rc = MK_ETOOBIG;
+    for (size_t i = 0; rc == 0 && i < *n; i++)
+        if (strcmp(hooks[i].name, name) == 0) rc = MK_EEXISTS;
+    if (rc == 0) hooks[(*n)++] = (struct mem_hook){name, fn, arg};
+    pthread_mutex_unlock(mu);
     return rc;
 }
 
@@ -279,10 +287,14 @@ int mk_memory_erase_user(struct mk_memory *m, struct mk_store_conn *c, const cha
     for (int i = 0; i < E_COUNT; i++) json_object_object_add(erased, erase_names[i], json_object_new_int64(j.counts[i]));
     json_object_object_add(erased, "vectors", json_object_new_int64(vectors));
     /* other modules' data: each hook on its own, an error is reported, not fatal */
+    struct mem_hook hk[2 * MEM_MAX_HOOKS];
+    pthread_mutex_lock(&global_mu);
+    size_t nh = nglobal;
+    memcpy(hk, global_hooks, sizeof hk[0] * nh);
+    pthread_mutex_unlock(&global_mu);
     pthread_mutex_lock(&m->hooks_mu);
-    size_t nh = m->nhooks;
-    struct mem_hook hk[MEM_MAX_HOOKS];
-    memcpy(hk, m->hooks, sizeof hk[0] * nh);
+    memcpy(hk + nh, m->hooks, sizeof hk[0] * m->nhooks);
+    nh += m->nhooks;
     pthread_mutex_unlock(&m->hooks_mu);
     for (size_t i = 0; i < nh; i++) {
         json_object *hr = json_object_new_object();

@@ -20,6 +20,9 @@
 #include "store/mk_store.h"
 #include "vector/mk_vector.h"
 
+/* Search beam of the indexes unless the options say otherwise (memory.c says why). */
+#define MEM_DEFAULT_EF 32
+
 /* Index kinds are the first three memory kinds. */
 #define MEM_NINDEX 3
 

@@ -127,7 +127,7 @@ struct mk_memory_options {
     int64_t retention_ms[MK_MEMORY_KIND_COUNT];
     /* Embedding dimension; 0 = 256 (docs/MEMORY.md: recall vs search time). */
     uint32_t embed_dim;
-    /* HNSW beam width of searches; 0 = 64. */
+    /* HNSW beam width of searches; 0 = 32. */
     uint32_t ef_search;
     /* Reward at or above which an episode counts as a success; 0 (or not finite) = 0.5. */
     double success_reward;
@@ -359,7 +359,10 @@ int mk_memory_sweep(struct mk_memory *m, struct mk_store_conn *c, json_object **
  * a store connection; must be thread-safe. 0 or an error (reported, erasure goes on). */
 typedef int (*mk_memory_erase_fn)(void *arg, struct mk_store_conn *c, const char *tenant, const char *user,
                                   json_object *report);
-/* Registers a hook under name (kept, not copied: a static string). At most 16. */
+/* Registers a hook under name (kept, not copied: a static string). m NULL registers it
+ * for every memory of the process (modules that start before the memory, or do not
+ * know it, register this way). At most 16 per memory and 16 process-wide; a name
+ * registered twice is MK_EEXISTS. */
 int mk_memory_erase_hook_add(struct mk_memory *m, const char *name, mk_memory_erase_fn fn, void *arg);
 
 /* The store part of erasing user of tenant: their episodes, history, facts (as

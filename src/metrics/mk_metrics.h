@@ -42,7 +42,24 @@ enum mk_metric_type { MK_COUNTER, MK_GAUGE, MK_HISTOGRAM };
     X(CONNECTIONS,             "mayak_http_connections",              MK_GAUGE,     "Open client connections")                                                                 \
     X(STREAM_ERRORS,           "mayak_stream_errors_total",           MK_COUNTER,   "Streams that ended with an error event, by reason",           "reason")                    \
     X(CONFIG_RELOADS,          "mayak_config_reloads_total",          MK_COUNTER,   "Config reloads by result",                                    "result")                    \
-    X(BUILD_INFO,              "mayak_build_info",                    MK_GAUGE,     "Build information (value is always 1)",                       "version")
+    X(BUILD_INFO,              "mayak_build_info",                    MK_GAUGE,     "Build information (value is always 1)",                       "version") \
+    X(DESK_CONVERSATIONS,      "mayak_desk_conversations_total",      MK_COUNTER,   "Support desk conversations started, by channel",             "channel")                   \
+    X(DESK_MESSAGES,           "mayak_desk_messages_total",           MK_COUNTER,   "Support desk messages stored, by role (user|bot|operator|system)", "role")              \
+    X(DESK_ESCALATIONS,        "mayak_desk_escalations_total",        MK_COUNTER,   "Conversations handed to a human, by agent and reason",        "agent", "reason")           \
+    X(DESK_RESOLUTIONS,        "mayak_desk_resolutions_total",        MK_COUNTER,   "Conversations resolved, by agent and by whom (bot|human)",    "agent", "by")               \
+    X(DESK_RATINGS,            "mayak_desk_ratings_total",            MK_COUNTER,   "CSAT ratings received, by agent and score (1-5)",            "agent", "csat")             \
+    X(DESK_FIRST_RESPONSE,     "mayak_desk_first_response_seconds",   MK_HISTOGRAM, "Time to first response: bot (from start), operator (from escalation)", "responder")     \
+    X(DESK_QUEUE_LENGTH,       "mayak_desk_queue_length",             MK_GAUGE,     "Conversations waiting for an operator")                                                   \
+    X(DESK_OPERATORS_ONLINE,   "mayak_desk_operators_online",         MK_GAUGE,     "Operator consoles connected to this node")                                                \
+    X(DESK_AUTOMATION_RATE,    "mayak_desk_automation_rate",          MK_GAUGE,     "Resolved conversations no human handled / resolved, by agent (all = overall)", "agent") \
+    X(DESK_ESCALATION_RATE,    "mayak_desk_escalation_rate",          MK_GAUGE,     "Escalated conversations / conversations, by agent (all = overall)", "agent")           \
+    X(DESK_CSAT_AVERAGE,       "mayak_desk_csat_average",             MK_GAUGE,     "Average CSAT (1-5) of rated conversations, by agent (all = overall)", "agent") \
+    X(CACHE_HITS,              "mayak_cache_hits_total",              MK_COUNTER,   "Cache hits by model group and kind (exact|semantic)",        "model_group", "kind")       \
+    X(CACHE_MISSES,            "mayak_cache_misses_total",            MK_COUNTER,   "Cache lookups that found nothing usable, by model group",     "model_group")               \
+    X(CACHE_GUARD_REJECTS,     "mayak_cache_guard_rejections_total",  MK_COUNTER,   "Semantic candidates refused by the false-hit guard, by reason", "reason")                 \
+    X(CACHE_SAVED_TOKENS,      "mayak_cache_saved_tokens_total",      MK_COUNTER,   "Tokens not spent upstream thanks to cache hits",             "model_group")               \
+    X(CACHE_LOOKUP,            "mayak_cache_lookup_seconds",          MK_HISTOGRAM, "Time of one cache lookup (exact + semantic)")                                              \
+    X(CACHE_ENTRIES,           "mayak_cache_entries",                 MK_GAUGE,     "Entries held by this node's cache")
 
 enum mk_metric_id {
 #define MK_METRIC_ENUM(id, ...) MK_METRIC_##id,

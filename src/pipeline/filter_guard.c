@@ -189,8 +189,9 @@ static int guard_request(mk_ctx *ctx)
         snprintf(header, sizeof header, "%s; score=%.3f", decision, worst.score);
         mk_ctx_add_header(ctx, "x-mayak-guard-injection", header);
         if (worst.decision == MK_GUARD_BLOCK) {
-            mk_log(MK_LOG_WARN, "guard_blocked", "request_id", ctx->req->request_id, "guard", "prompt_injection",
-                   "category", mk_injection_category_name(worst.top_category), NULL);
+            /* ctx->req is NULL for internal calls (the desk's, api/internal_chat.c) */
+            mk_log(MK_LOG_WARN, "guard_blocked", "request_id", ctx->req ? ctx->req->request_id : "internal",
+                   "guard", "prompt_injection", "category", mk_injection_category_name(worst.top_category), NULL);
             return MK_EGUARD_INJECTION;
         }
     }

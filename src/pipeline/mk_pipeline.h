@@ -107,6 +107,7 @@ struct mk_ctx {
     struct mk_services *services;
     struct mk_principal *principal_rec; /* who is calling (auth), NULL before auth */
     void *guard_state;           /* the guard filter's per-request state */
+    void *cache_state;           /* the cache filter's per-request state */
     bool pipeline_pending;       /* a filter is waiting on asynchronous work */
     /* Each guard's verdict as `"name":{...}` members, joined into one JSON object for
      * the audit record (mk_ctx_add_verdict). */
@@ -125,6 +126,10 @@ struct mk_ctx {
     /* Answers the request with an error in OpenAI's shape (set by the API layer);
      * message NULL = the error table's message. */
     void (*fail)(mk_ctx *ctx, int code, const char *message);
+    /* Answers the request with a complete chat.completion JSON, replayed in the
+     * caller's mode (JSON or SSE) through every filter's on_response/on_chunk (set by
+     * the API layer; NULL where a filter cannot answer by itself, e.g. internal calls). */
+    void (*reply)(mk_ctx *ctx, const char *completion_json, size_t len);
     void *terminal_state;
 };
 

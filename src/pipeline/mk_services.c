@@ -11,6 +11,7 @@
 #include "auth/mk_keys.h"
 #include "auth/mk_limits.h"
 #include "auth/mk_roles.h"
+#include "cache/mk_cache.h"
 #include "core/mk_error.h"
 #include "kv/mk_kv.h"
 #include "mk_guard_filter.h"
@@ -73,6 +74,14 @@ int mk_services_open(const struct mk_config *cfg, uv_loop_t *loop, struct mk_ser
     }
     if (rc == 0) rc = mk_guard_open(cfg, &s->guard, err);
     if (rc == 0) {
+        struct mk_cache_options co = {.threshold = cfg->cache.threshold,
+                                      .ttl_s = cfg->cache.ttl_s,
+                                      .max_bytes = (size_t)cfg->cache.max_mb * 1024 * 1024};
+        s->cache_config = cfg->cache;
+        rc = mk_cache_new(&co, &s->cache);
+        if (rc != 0) mk_buf_printf(err, "cannot open the response cache: %s", mk_strerror(rc));
+    }
+    if (rc == 0) {
         s->auth_policy.required = cfg->auth.required == MK_AUTH_REQUIRED_AUTO  ? -1
                                   : cfg->auth.required == MK_AUTH_REQUIRED_YES ? 1
                                                                                : 0;
@@ -91,6 +100,7 @@ void mk_services_free(struct mk_services *s)
 {
     if (!s) return;
     mk_guard_close(s->guard);
+    mk_cache_free(s->cache);
     mk_limits_free(s->limits);
     mk_kv_free(s->kv);
     mk_jwt_free(s->jwt);

@@ -20,6 +20,7 @@ struct mk_jwt;
 struct mk_kv;
 struct mk_limits;
 struct mk_guard;
+struct mk_cache;
 
 struct mk_services {
     struct mk_store *store;   /* store.url, or <data_dir>/mayak.db */
@@ -29,6 +30,9 @@ struct mk_services {
     struct mk_kv *kv;         /* kv.url: in-process by default, Redis when shared */
     struct mk_limits *limits; /* token buckets and budgets on the kv */
     struct mk_guard *guard;   /* input/output guards; NULL when every guard is off */
+    struct mk_cache *cache;   /* response cache (docs/CACHE.md); always open, the filter
+                                 decides per model group and request whether to use it */
+    struct mk_cache_config cache_config; /* top-level cache settings */
     struct mk_auth_policy auth_policy;
     char *listen_host;        /* where we listen: decides whether keys are required */
 };

@@ -283,10 +283,16 @@ static int search_impl(mk_vector_index *ix, const float *query, uint32_t dim, ui
         /* the set a scan would cover, and the fraction of it that passes */
         double scan_n = members ? (double)nmembers : (double)n, pass;
         if (f && f->pred) {
+            /* Pseudo-random positions (a fixed Weyl sequence), not a fixed stride: a
+             * stride aliases with periodic data (every 390th row of "row % 10 == 0"
+             * all pass). Deterministic, so the same query takes the same path. */
             size_t tried = 0, ok = 0, m = members ? nmembers : n;
-            size_t step = m > SAMPLE ? m / SAMPLE : 1;
-            for (size_t i = 0; i < m && tried < SAMPLE; i += step, tried++)
+            uint64_t x = 0;
+            for (; tried < SAMPLE && tried < m; tried++) {
+                x += 0x9e3779b97f4a7c15ULL;
+                size_t i = m > SAMPLE ? (size_t)(((x >> 32) * (uint64_t)m) >> 32) : tried;
                 ok += passes(ix, f, members ? members[i] : (uint32_t)i);
+            }
             pass = ((double)ok + 0.5) / ((double)tried + 1.0);
         } else {
             pass = (double)cnt / (scan_n > 0 ? scan_n : 1);

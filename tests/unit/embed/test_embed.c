@@ -78,7 +78,7 @@ Test(embed, bad_options)
     cr_assert_eq(mk_embedder_new(&o, &e), MK_EINVAL);
     o = (struct mk_embed_options){.hashes = 5};
     cr_assert_eq(mk_embedder_new(&o, &e), MK_EINVAL);
-    o = (struct mk_embed_options){.disable = 1u << 20};
+    o = (struct mk_embed_options){.flags = 1u << 20};
     cr_assert_eq(mk_embedder_new(&o, &e), MK_EINVAL);
     cr_assert_eq(mk_embedder_new(NULL, NULL), MK_EINVAL);
 
@@ -253,7 +253,7 @@ Test(embed, feature_switches_change_vectors)
     mk_embedder *base = make(NULL);
     float *b = vec(base, "the printers are not printing");
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
-        struct mk_embed_options o = {.disable = flags[i]};
+        struct mk_embed_options o = {.flags = flags[i]};
         mk_embedder *e = make(&o);
         cr_assert_neq(mk_embedder_fingerprint(e), mk_embedder_fingerprint(base));
         float *v = vec(e, "the printers are not printing");
@@ -397,7 +397,7 @@ Test(embed_idf, bad_fit_arguments)
     mk_embedder_free(e);
     /* A table fitted with stemming does not fit an embedder without it. */
     idf = fit();
-    struct mk_embed_options o = {.idf = idf, .disable = MK_EMBED_NO_STEM};
+    struct mk_embed_options o = {.idf = idf, .flags = MK_EMBED_NO_STEM};
     mk_embedder *x = (mk_embedder *)1;
     cr_assert_eq(mk_embedder_new(&o, &x), MK_EINVAL);
     cr_assert_null(x);

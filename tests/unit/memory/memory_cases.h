@@ -166,6 +166,24 @@ static void case_episodes(const char *url)
     cr_assert_eq(data_len(r), 2); /* ids[3], ids[5] */
     json_object_put(r);
 
+    /* tags hold LIKE's wildcards literally */
+    int64_t wild = add_ep(&f, "acme", "u1", "Card has not arrived", 1, "card_arrival");
+    const char *lit[] = {"card_arrival"}, *pat[] = {"card%arrival"}, *pat2[] = {"card_arrivaX"};
+    struct mk_memory_episode_filter fl = {.tags = lit, .ntags = 1};
+    r = search(&f, "acme", "card", 5, &fl);
+    cr_assert_eq(data_len(r), 1);
+    cr_assert_eq(get_i(data_at(r, 0), "id"), wild);
+    json_object_put(r);
+    fl.tags = pat;
+    r = search(&f, "acme", "card", 5, &fl);
+    cr_assert_eq(data_len(r), 0);
+    json_object_put(r);
+    fl.tags = pat2;
+    r = search(&f, "acme", "card", 5, &fl);
+    cr_assert_eq(data_len(r), 0);
+    json_object_put(r);
+    cr_assert_eq(mk_memory_episode_delete(f.mem, f.c, "acme", wild), 0);
+
     /* list without a query: newest first */
     r = search(&f, "acme", NULL, 2, NULL);
     cr_assert_eq(data_len(r), 2);

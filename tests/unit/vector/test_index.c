@@ -279,6 +279,11 @@ static bool meta_mod(uint64_t key, uint32_t ns, uint64_t meta, void *arg)
     return meta % a->mod == a->want;
 }
 
+static bool meta_not_mod(uint64_t key, uint32_t ns, uint64_t meta, void *arg)
+{
+    return !meta_mod(key, ns, meta, arg);
+}
+
 Test(index, filters_namespace_and_predicate, .timeout = 240)
 {
     size_t n = 10000;
@@ -334,14 +339,24 @@ Test(index, filters_namespace_and_predicate, .timeout = 240)
     rec = recall(ix, MK_VECTOR_L2, base, n, q, &o, keep);
     cr_assert_geq(rec, 0.95, "ns+predicate recall %.4f", rec);
 
-    /* a broad (50%) predicate goes through the graph and keeps recall */
+    /* a 50% predicate (walk or scan, the cost model decides at this size) */
     mk_vector_filter fh = {.pred = meta_mod, .pred_arg = &pa};
     o.filter = &fh;
     for (size_t i = 0; i < n; i++)
         keep[i] = i % 2 == 1;
     rec = recall(ix, MK_VECTOR_L2, base, n, q, &o, keep);
-    cr_assert_eq(st.path, MK_VECTOR_PATH_GRAPH);
     cr_assert_geq(rec, 0.95, "50%% predicate recall %.4f", rec);
+
+    /* a broad (90%) predicate always walks the graph, and keeps recall */
+    mk_vector_filter f90 = {.pred = meta_not_mod, .pred_arg = &pa};
+    pa.mod = 10;
+    pa.want = 3;
+    o.filter = &f90;
+    for (size_t i = 0; i < n; i++)
+        keep[i] = i % 10 != 3;
+    rec = recall(ix, MK_VECTOR_L2, base, n, q, &o, keep);
+    cr_assert_eq(st.path, MK_VECTOR_PATH_GRAPH);
+    cr_assert_geq(rec, 0.95, "90%% predicate recall %.4f", rec);
 
     /* an empty namespace, and a predicate nothing passes */
     mk_vector_filter fe = {.use_ns = true, .ns = 1000};

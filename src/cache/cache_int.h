@@ -1,0 +1,27 @@
+/* cache_int.h: what the cache's files share (not for other parts). */
+#ifndef MK_CACHE_INT_H
+#define MK_CACHE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Numbers kept per text for the guard; a text with more is compared on the first ones. */
+#define GUARD_MAX_NUMBERS 16
+
+/* What the false-hit guard compares between two texts (docs/CACHE.md). Two texts are
+ * compatible when every field is equal. */
+struct mk_cache_sig {
+    bool negated;            /* any negation word (ru/en/kk) */
+    uint32_t polarity;       /* bit 2*axis (+1 for the "off" side) per antonym axis seen */
+    uint64_t entities;       /* one bit per entity class of the lexicon */
+    uint32_t nnumbers;
+    uint64_t numbers[GUARD_MAX_NUMBERS]; /* hashes of digit runs, sorted, unique */
+};
+
+/* Computes the signature of text[0..len). Never fails (invalid UTF-8 bytes separate). */
+void mk_cache_sig_of(const char *text, size_t len, struct mk_cache_sig *out);
+/* NULL when compatible, else the reason ("negation", "antonym", "number", "entity"). */
+const char *mk_cache_sig_mismatch(const struct mk_cache_sig *a, const struct mk_cache_sig *b);
+
+#endif

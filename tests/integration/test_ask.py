@@ -1,0 +1,112 @@
+"""`mayak ask`: the support desk from the command line, single and batch modes.
+
+Runs the real binary on the embedded demo knowledge base (and a small knowledge base
+file written here), with no LLM: the local responder answers.
+"""
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import MAYAK_BIN, SLOW
+
+FIELDS = {"agent", "confidence", "answer", "citations", "escalate", "reason"}
+
+
+def ask(args, stdin=None, cwd=None):
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+    p = subprocess.run([MAYAK_BIN, "ask", *args], input=stdin, capture_output=True, timeout=60 * SLOW,
+                       cwd=cwd, env=env)
+    return p.returncode, p.stdout.decode("utf-8"), p.stderr.decode("utf-8", "replace")
+
+
+def test_single_question_json(tmp_path):
+    rc, out, err = ask(["How do I reset my password?", "--json"], cwd=tmp_path)
+    assert rc == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 1
+    r = json.loads(lines[0])
+    assert FIELDS <= set(r)
+    assert r["agent"] == "accounts"
+    assert r["escalate"] is False and r["reason"] is None
+    assert 0 < r["confidence"] <= 1
+    assert r["citations"][0]["id"] == "password-reset"
+    assert r["citations"][0]["url"] in r["answer"]
+    assert "Sources:" in r["answer"]
+
+
+def test_single_question_words_are_joined_and_text_mode(tmp_path):
+    rc, out, err = ask(["принтер", "зажевал", "бумагу"], cwd=tmp_path)
+    assert rc == 0, err
+    assert "Источники:" in out
+    assert "[agent: hardware" in out
+
+
+def test_batch_one_json_line_per_question(tmp_path):
+    questions = [
+        "не могу подключиться к вайфаю в офисе",
+        "",  # blank lines are skipped
+        "позовите оператора",
+        "What is the capital of Australia?",
+        "I was charged twice this month, where is my refund?",
+        "ЭТО УЖЕ ТРЕТИЙ РАЗ, ВСЁ НЕ РАБОТАЕТ!!!",
+    ]
+    rc, out, err = ask([], stdin="\n".join(questions).encode() + b"\n", cwd=tmp_path)
+    assert rc == 0, err
+    rows = [json.loads(l) for l in out.strip().splitlines()]
+    assert len(rows) == 5
+    for r in rows:
+        assert FIELDS <= set(r)
+    wifi, person, offtopic, billing, angry = rows
+    assert wifi["agent"] == "network" and not wifi["escalate"]
+    assert wifi["citations"][0]["id"].startswith("wifi-")
+    assert wifi["lang"] == "ru"
+    assert person["agent"] == "human" and person["escalate"] and person["reason"] == "user_request"
+    assert offtopic["escalate"] and offtopic["reason"] in ("out_of_kb", "low_confidence")
+    assert offtopic["citations"] == []
+    assert billing["agent"] == "billing"
+    assert angry["escalate"] and angry["reason"] == "frustration"
+
+
+def test_batch_with_a_knowledge_base_file_and_config(tmp_path):
+    kb = tmp_path / "kb.jsonl"
+    kb.write_text(json.dumps({
+        "id": "coffee-machine", "lang": "en", "agent": "facilities",
+        "text": "# Coffee machine\n\nThe coffee machine is on the second floor.\n\n"
+                "## Descaling\n\n1. Press and hold the descale button.\n2. Wait for the green light.\n",
+    }) + "\n", encoding="utf-8")
+    cfg = tmp_path / "mayak.yaml"
+    cfg.write_text(
+        "agents:\n"
+        "  - id: facilities\n"
+        "    examples: [\"coffee machine broken\", \"the kitchen is dirty\", \"air conditioning too cold\"]\n"
+        "  - id: it\n"
+        "    examples: [\"my laptop is slow\", \"printer jam\", \"forgot my password\"]\n",
+        encoding="utf-8")
+    rc, out, err = ask(["--no-demo", "--kb", str(kb), "--config", str(cfg)],
+                       stdin="how do I descale the coffee machine\nhow do I reset my password\n".encode(),
+                       cwd=tmp_path)
+    assert rc == 0, err
+    coffee, password = [json.loads(l) for l in out.strip().splitlines()]
+    assert coffee["agent"] == "facilities" and not coffee["escalate"]
+    assert coffee["citations"][0]["id"] == "coffee-machine"
+    assert "descale button" in coffee["answer"]
+    # The demo KB is not loaded: nothing to answer with, so it escalates honestly.
+    assert password["escalate"] and password["citations"] == []
+
+
+@pytest.mark.parametrize("args,code", [(["--bogus"], 2), (["--kb"], 2), (["--kb", "/nonexistent.jsonl", "x"], 1)])
+def test_bad_arguments(tmp_path, args, code):
+    rc, out, err = ask(args, cwd=tmp_path)
+    assert rc == code
+    assert err
+
+
+def test_hostile_input_is_answered_not_crashed(tmp_path):
+    data = b"\xff\xfe\xfd\n" + b"a" * 100000 + b"\n" + "\u202e\u200b???\n".encode()
+    rc, out, err = ask([], stdin=data, cwd=tmp_path)
+    assert rc == 0, err
+    rows = [json.loads(l) for l in out.strip().splitlines()]
+    assert len(rows) == 3
