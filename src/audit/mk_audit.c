@@ -2,16 +2,25 @@
  * mk_audit: appending to the audit chain (see mk_audit.h for the contract and
  * docs/AUDIT.md for the format).
  *
- * Shape: mk_audit_append serialises the record canonically outside any lock, then
- * under the append lock takes the next seq, patches it into the serialisation, chains
- * the hash and queues the record. A writer thread swaps the queue out and writes it in
- * one transaction (one prepared INSERT reused per record), adding a seal (Ed25519 over
- * the chain head) when seal_every records or seal_interval_ms have passed. A failed
- * batch is put back in front of the queue and retried with backoff: records that have a
- * seq are never dropped, because a hole would make the chain fail verification.
+ * Shape: mk_audit_append only validates the record, copies it into one allocation (the
+ * canonical serialisation with the digest slots still zero, followed by whatever text
+ * the digests need beyond what the serialisation holds), and under the append lock
+ * takes the next seq, patches it in and queues the record. The writer thread swaps the
+ * queue out and, outside the lock, in seq order: digests prompt and answer into their
+ * slots, chains the hash H(prev || canonical), drops the text kept for digesting only,
+ * and writes the records in one transaction (one prepared INSERT reused per record),
+ * adding a seal (Ed25519 over the chain head) when seal_every records or
+ * seal_interval_ms have passed. The queue is FIFO and seq is taken under the same lock
+ * as the push, so the writer sees the records in exactly seq order. A failed batch is
+ * put back in front of the queue and retried with backoff: records that have a seq are
+ * never dropped, because a hole would make the chain fail verification. The one
+ * exception is a hashing failure (libgcrypt refusing): the chain cannot go on past it,
+ * so the writer commits what it hashed, drops the rest with a log line naming them and
+ * refuses further appends (fail closed).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <gcrypt.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -38,16 +47,31 @@
 #define RETRY_MIN_MS 50
 #define RETRY_MAX_MS 5000
 
-/* A queued record: one allocation holding the canonical bytes; the slices point into
- * them, so the INSERT binds exactly the bytes that were hashed. */
+/* A queued record: one allocation holding the canonical bytes, then (until the writer
+ * hashed it) the text the digests need that the canonical bytes do not hold: the whole
+ * prompt/answer when not stored raw, or the part beyond the raw-text cut. Field
+ * positions are offsets, not pointers, because the writer shrinks the allocation once
+ * the digests are taken; the INSERT binds exactly the bytes that were hashed. */
+struct digest_src {
+    bool present;
+    size_t slot;                     /* offset of the 32-byte digest slot in canon */
+    size_t head_off, head_len;       /* text inside canon (the stored raw prefix) */
+    size_t tail_off, tail_len;       /* the rest, after canon */
+};
+
 struct pending {
     uint64_t seq;
     int64_t ts_ms;
     int32_t status;
     uint8_t alg;
+    bool hashed;                     /* digests and hash done (kept across a retry) */
     uint8_t hash[MK_AUDIT_DIGEST_BYTES];
-    mk_slice f[AF_COUNT];            /* ptr NULL = SQL NULL */
+    size_t off[AF_COUNT];            /* field bytes in canon */
+    size_t len[AF_COUNT];
+    bool present[AF_COUNT];          /* false = SQL NULL */
+    struct digest_src dig[2];        /* prompt, answer */
     size_t canon_len;
+    size_t alloc;                    /* bytes counted in mk_audit.pending_bytes */
     unsigned char canon[];
 };
 
@@ -63,6 +87,7 @@ struct mk_audit {
     int alg;
     uint32_t flush_ms, batch_max, seal_every, seal_ms;
     size_t max_pending;
+    size_t max_pending_bytes;
     unsigned char sk[crypto_sign_SECRETKEYBYTES];
     unsigned char pk[crypto_sign_PUBLICKEYBYTES];
 
@@ -70,17 +95,20 @@ struct mk_audit {
     pthread_cond_t wake;             /* writer: work to do */
     pthread_cond_t durable;          /* flushers: durable_seq moved */
     uint64_t head_seq;
-    uint8_t head_hash[MK_AUDIT_DIGEST_BYTES];
     struct queue q;
     size_t inflight;                 /* records the writer took and has not committed */
+    size_t pending_bytes;            /* memory held by queued and in-flight records */
     uint64_t durable_seq;
     uint64_t flush_wanted;           /* a flusher waits for this seq */
     int writer_error;
+    int hash_error;                  /* hashing failed (!= 0): appends refused for good */
     bool closing;
     pthread_t thread;
     bool thread_started;
 
     /* Writer-thread state (no lock needed). */
+    uint64_t hashed_seq;             /* last record whose hash is computed */
+    uint8_t hashed_hash[MK_AUDIT_DIGEST_BYTES];
     uint64_t written_seq;
     uint8_t written_hash[MK_AUDIT_DIGEST_BYTES];
     uint64_t sealed_seq;
@@ -277,8 +305,9 @@ static int insert_batch(struct mk_audit *a, struct pending **items, size_t n, st
         struct mk_store_value v = {.type = MK_STORE_BLOB, .ptr = p->hash, .len = sizeof p->hash, .borrowed = true};
         mk_store_bind(st, 5, &v);
         for (int i = 0; i < AF_COUNT; i++) {
-            v = (struct mk_store_value){.type = !p->f[i].ptr ? MK_STORE_NULL : is_blob_field(i) ? MK_STORE_BLOB : MK_STORE_TEXT,
-                                        .ptr = p->f[i].ptr, .len = p->f[i].len, .borrowed = true};
+            v = (struct mk_store_value){.type = !p->present[i] ? MK_STORE_NULL : is_blob_field(i) ? MK_STORE_BLOB : MK_STORE_TEXT,
+                                        .ptr = p->present[i] ? (const char *)p->canon + p->off[i] : NULL,
+                                        .len = p->len[i], .borrowed = true};
             mk_store_bind(st, 6 + i, &v);
         }
         rc = mk_store_step(st);
@@ -295,6 +324,65 @@ static int insert_batch(struct mk_audit *a, struct pending **items, size_t n, st
     }
     mk_store_stmt_done(st);
     return rc;
+}
+
+/* Test hook (audit_int.h): the writer's hashing fails at this seq; 0 = never. */
+uint64_t audit_fault_hash_seq;
+
+/* Digest of the text a record holds for d: its part inside canon, then the rest. */
+static int digest_parts(int alg, const struct pending *p, const struct digest_src *d, uint8_t out[MK_AUDIT_DIGEST_BYTES])
+{
+    int algo = audit_gcry_algo(alg);
+    if (!algo) return MK_EINVAL;
+    gcry_buffer_t iov[2];
+    int n = 0;
+    if (d->head_len) iov[n++] = (gcry_buffer_t){.size = d->head_len, .len = d->head_len, .data = (void *)(p->canon + d->head_off)};
+    if (d->tail_len) iov[n++] = (gcry_buffer_t){.size = d->tail_len, .len = d->tail_len, .data = (void *)(p->canon + d->tail_off)};
+    if (n == 0) {
+        gcry_md_hash_buffer(algo, out, "", 0);
+        return 0;
+    }
+    return gcry_md_hash_buffers(algo, 0, out, iov, n) ? MK_EINTERNAL : 0;
+}
+
+/* Computes, in seq order, the digests and the chain hash of items[0..n) that are not
+ * hashed yet, continuing from the writer's hashed head, and gives back the memory of
+ * the text held for digesting only (*released grows by the bytes freed). Stops at the
+ * first failure: *done is how many items are hashed (all before the failing one). */
+static int hash_items(struct mk_audit *a, struct pending **items, size_t n, size_t *done, size_t *released)
+{
+    for (size_t k = 0; k < n; k++) {
+        struct pending *p = items[k];
+        if (p->hashed) continue;  /* hashed before a failed write; kept its hash */
+        int rc = audit_fault_hash_seq && p->seq == audit_fault_hash_seq ? MK_EINTERNAL : 0;
+        uint8_t d[MK_AUDIT_DIGEST_BYTES];
+        for (int i = 0; i < 2 && !rc; i++) {
+            if (!p->dig[i].present) continue;
+            rc = digest_parts(p->alg, p, &p->dig[i], d);
+            if (!rc) memcpy(p->canon + p->dig[i].slot, d, sizeof d);
+        }
+        if (!rc) rc = audit_chain_hash(p->alg, a->hashed_hash, p->canon, p->canon_len, p->hash);
+        if (rc) {
+            *done = k;
+            return rc;
+        }
+        p->hashed = true;
+        a->hashed_seq = p->seq;
+        memcpy(a->hashed_hash, p->hash, sizeof p->hash);
+        size_t want = sizeof *p + p->canon_len;
+        if (p->alloc > want) {
+            /* The digest-only text is not needed any more; a queue of big prompts must
+             * not stay in memory until the commit. */
+            struct pending *q = realloc(p, want);
+            if (q) {
+                *released += q->alloc - want;
+                q->alloc = want;
+                items[k] = q;
+            }
+        }
+    }
+    *done = n;
+    return 0;
 }
 
 /* Writes items (may be none) in one transaction, with the seals due: by count inside
@@ -354,7 +442,10 @@ static void requeue_front(struct mk_audit *a, struct pending **items, size_t n)
         /* Cannot even requeue: the chain will have a hole that verify reports. */
         mk_logf(MK_LOG_ERROR, "audit_writer", "out of memory: %zu audit records lost from seq %llu", n,
                 (unsigned long long)items[0]->seq);
-        for (size_t i = 0; i < n; i++) free(items[i]);
+        for (size_t i = 0; i < n; i++) {
+            a->pending_bytes -= items[i]->alloc;
+            free(items[i]);
+        }
         free(merged.items);
         return;
     }
@@ -385,20 +476,48 @@ static void *writer_main(void *arg)
         a->inflight = mine.n;
         pthread_mutex_unlock(&a->mu);
 
-        /* One transaction for everything taken, up to TX_MAX_RECORDS: each commit
-         * costs an fsync (milliseconds), so fewer, larger commits are what keeps up
-         * with the appends. One call even with no records, for a timed seal. */
-        int rc = 0;
-        size_t off = 0;
+        /* Per chunk of up to TX_MAX_RECORDS: hash it (in seq order), then write it in
+         * one transaction. Each commit costs an fsync (milliseconds), so fewer, larger
+         * commits are what keeps up with the appends. One call even with no records,
+         * for a timed seal. */
+        int rc = 0, hash_rc = 0;
+        size_t off = 0, released = 0, hashed_upto = mine.n;
         do {
             size_t n = mine.n - off < TX_MAX_RECORDS ? mine.n - off : TX_MAX_RECORDS;
-            rc = write_batch(a, n ? mine.items + off : NULL, n, closing && off + n >= mine.n);
+            size_t done = n;
+            if (n) hash_rc = hash_items(a, mine.items + off, n, &done, &released);
+            if (hash_rc) {
+                hashed_upto = off + done;
+                n = done;  /* write what is hashed; nothing after it can be chained */
+            }
+            rc = write_batch(a, n ? mine.items + off : NULL, n, closing && (off + n >= mine.n || hash_rc));
             if (rc) break;
-            for (size_t i = off; i < off + n; i++) free(mine.items[i]);
+            for (size_t i = off; i < off + n; i++) {
+                released += mine.items[i]->alloc;
+                free(mine.items[i]);
+            }
             off += n;
-        } while (off < mine.n);
+        } while (off < mine.n && !hash_rc);
 
         pthread_mutex_lock(&a->mu);
+        if (hash_rc) {
+            /* Fail closed: the records from the failing one on (taken or still queued)
+             * cannot join the chain, and no later append may either. */
+            uint64_t lost_from = mine.items[hashed_upto]->seq;
+            for (size_t i = hashed_upto; i < mine.n; i++) {
+                released += mine.items[i]->alloc;
+                free(mine.items[i]);
+            }
+            mine.n = hashed_upto;
+            for (size_t i = 0; i < a->q.n; i++) released += a->q.items[i]->alloc;
+            queue_free_items(&a->q);
+            a->hash_error = hash_rc;
+            mk_logf(MK_LOG_ERROR, "audit_writer",
+                    "audit hash failed at seq %llu: %s; records %llu..%llu are lost and appends are refused",
+                    (unsigned long long)lost_from, mk_strerror(hash_rc), (unsigned long long)lost_from,
+                    (unsigned long long)a->head_seq);
+        }
+        a->pending_bytes -= released;
         a->inflight = 0;
         a->durable_seq = a->written_seq;
         pthread_cond_broadcast(&a->durable);
@@ -409,7 +528,7 @@ static void *writer_main(void *arg)
                     (unsigned long long)(a->written_seq + 1), mk_strerror(rc), mk_store_errmsg(a->conn));
             backoff = backoff ? (backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : backoff * 2) : RETRY_MIN_MS;
         } else {
-            a->writer_error = 0;
+            a->writer_error = a->hash_error;
             backoff = 0;
         }
         mine.n = 0;
@@ -444,16 +563,16 @@ static int load_head(struct mk_audit *a)
             mk_store_stmt_done(st);
             return MK_ECORRUPT;
         }
-        memcpy(a->head_hash, h.ptr, h.len);
+        memcpy(a->hashed_hash, h.ptr, h.len);
         rc = 0;
     } else if (rc == MK_STORE_DONE) {
         a->head_seq = 0;
-        rc = audit_genesis(a->alg, mk_slice_cstr(a->chain), a->head_hash);
+        rc = audit_genesis(a->alg, mk_slice_cstr(a->chain), a->hashed_hash);
     }
     mk_store_stmt_done(st);
     if (rc) return rc;
-    a->written_seq = a->durable_seq = a->head_seq;
-    memcpy(a->written_hash, a->head_hash, sizeof a->head_hash);
+    a->written_seq = a->durable_seq = a->hashed_seq = a->head_seq;
+    memcpy(a->written_hash, a->hashed_hash, sizeof a->hashed_hash);
 
     if ((rc = mk_store_prepare(a->conn, "SELECT seal_no, seq FROM audit_seal WHERE chain = ? ORDER BY seal_no DESC LIMIT 1",
                                &st)))
@@ -509,6 +628,7 @@ int mk_audit_open(struct mk_store *store, const char *data_dir, const struct mk_
     a->seal_every = o.seal_every ? o.seal_every : DEFAULT_SEAL_EVERY;
     a->seal_ms = o.seal_interval_ms ? o.seal_interval_ms : DEFAULT_SEAL_MS;
     a->max_pending = o.max_pending ? o.max_pending : MK_AUDIT_DEFAULT_MAX_PENDING;
+    a->max_pending_bytes = MK_AUDIT_MAX_PENDING_BYTES;
     pthread_mutex_init(&a->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -577,6 +697,37 @@ static int set_name(struct audit_fields *f, int i, const char *s)
     return 0;
 }
 
+/* Zero digest placeholders: the writer fills the slots in the record's own copy. */
+static const char zero_digest[MK_AUDIT_DIGEST_BYTES];
+
+/* Sets up field i (digest) and t (raw text) of a text the writer will digest, and what
+ * the allocation must hold beyond the canonical bytes: the whole text when it is not
+ * kept raw, or the part after the raw-text cut. Returns that tail length. */
+static size_t plan_text(struct audit_fields *f, int i, int t, const char *text, size_t len, bool raw)
+{
+    f->v[i] = (mk_slice){zero_digest, sizeof zero_digest};
+    f->present[i] = true;
+    if (!raw) return len;
+    size_t cut = utf8_cut(text, len, MK_AUDIT_MAX_RAW_BYTES);
+    f->v[t] = (mk_slice){text, cut};
+    f->present[t] = true;
+    return len - cut;
+}
+
+/* Fills d from the slices audit_canon_write gave back and copies the tail text. */
+static void place_text(struct pending *p, struct digest_src *d, const mk_slice *sl, int i, int t, const char *text,
+                       size_t len, size_t *tail_at)
+{
+    d->present = true;
+    d->slot = (size_t)((const unsigned char *)sl[i].ptr - p->canon);
+    d->head_off = sl[t].ptr ? (size_t)((const unsigned char *)sl[t].ptr - p->canon) : 0;
+    d->head_len = sl[t].ptr ? sl[t].len : 0;
+    d->tail_off = *tail_at;
+    d->tail_len = len - d->head_len;
+    if (d->tail_len) memcpy(p->canon + *tail_at, text + d->head_len, d->tail_len);
+    *tail_at += d->tail_len;
+}
+
 int mk_audit_append(struct mk_audit *a, const struct mk_audit_record *r, uint64_t *seq_out)
 {
     if (!a || !r || !r->action || !*r->action) return MK_EINVAL;
@@ -599,52 +750,50 @@ int mk_audit_append(struct mk_audit *a, const struct mk_audit_record *r, uint64_
         f.v[AF_VERDICTS] = (mk_slice){r->verdicts_json, n};
         f.present[AF_VERDICTS] = true;
     }
-    /* Digests outside the lock: they are the costly part for long texts. */
-    uint8_t pd[MK_AUDIT_DIGEST_BYTES], ad[MK_AUDIT_DIGEST_BYTES];
-    if (r->prompt) {
-        mk_audit_digest(a->alg, r->prompt, r->prompt_len, pd);
-        f.v[AF_PROMPT_DIGEST] = (mk_slice){(const char *)pd, sizeof pd};
-        f.present[AF_PROMPT_DIGEST] = true;
-        if (r->store_raw) {
-            f.v[AF_PROMPT_TEXT] = (mk_slice){r->prompt, utf8_cut(r->prompt, r->prompt_len, MK_AUDIT_MAX_RAW_BYTES)};
-            f.present[AF_PROMPT_TEXT] = true;
-        }
-    }
-    if (r->answer) {
-        mk_audit_digest(a->alg, r->answer, r->answer_len, ad);
-        f.v[AF_ANSWER_DIGEST] = (mk_slice){(const char *)ad, sizeof ad};
-        f.present[AF_ANSWER_DIGEST] = true;
-        if (r->store_raw) {
-            f.v[AF_ANSWER_TEXT] = (mk_slice){r->answer, utf8_cut(r->answer, r->answer_len, MK_AUDIT_MAX_RAW_BYTES)};
-            f.present[AF_ANSWER_TEXT] = true;
-        }
-    }
+    /* No hashing here: the digests and the chain hash are the writer's (they cost tens
+     * of microseconds with Streebog, more than the rest of a request). */
+    size_t tail = 0;
+    if (r->prompt) tail += plan_text(&f, AF_PROMPT_DIGEST, AF_PROMPT_TEXT, r->prompt, r->prompt_len, r->store_raw);
+    if (r->answer) tail += plan_text(&f, AF_ANSWER_DIGEST, AF_ANSWER_TEXT, r->answer, r->answer_len, r->store_raw);
     size_t clen = audit_canon_size(&f);
-    struct pending *p = malloc(sizeof *p + clen);
+    if (tail > SIZE_MAX - sizeof(struct pending) - clen) return MK_ETOOBIG;
+    size_t alloc = sizeof(struct pending) + clen + tail;
+    struct pending *p = malloc(alloc);
     if (!p) return MK_ENOMEM;
+    memset(p, 0, sizeof *p);
     p->ts_ms = f.ts_ms;
     p->status = f.status;
     p->alg = f.alg;
     p->canon_len = clen;
-    audit_canon_write(p->canon, &f, p->f);  /* seq 0 for now, patched below */
+    p->alloc = alloc;
+    mk_slice sl[AF_COUNT];
+    audit_canon_write(p->canon, &f, sl);  /* seq 0 for now, patched below */
+    for (int i = 0; i < AF_COUNT; i++) {
+        p->present[i] = f.present[i];
+        p->off[i] = f.present[i] ? (size_t)((const unsigned char *)sl[i].ptr - p->canon) : 0;
+        p->len[i] = sl[i].len;
+    }
+    size_t tail_at = clen;
+    if (r->prompt) place_text(p, &p->dig[0], sl, AF_PROMPT_DIGEST, AF_PROMPT_TEXT, r->prompt, r->prompt_len, &tail_at);
+    if (r->answer) place_text(p, &p->dig[1], sl, AF_ANSWER_DIGEST, AF_ANSWER_TEXT, r->answer, r->answer_len, &tail_at);
 
     pthread_mutex_lock(&a->mu);
-    if (a->closing || a->q.n + a->inflight >= a->max_pending) {
+    if (a->closing || a->hash_error || a->q.n + a->inflight >= a->max_pending ||
+        a->pending_bytes + alloc > a->max_pending_bytes) {
         pthread_mutex_unlock(&a->mu);
         free(p);
         return MK_EUNAVAILABLE;
     }
     p->seq = a->head_seq + 1;
     audit_put_u64(p->canon + AUDIT_CANON_SEQ_OFFSET, p->seq);
-    rc = audit_chain_hash(a->alg, a->head_hash, p->canon, clen, p->hash);
-    if (!rc) rc = queue_push(&a->q, p);
+    rc = queue_push(&a->q, p);
     if (rc) {
         pthread_mutex_unlock(&a->mu);
         free(p);
         return rc;
     }
     a->head_seq = p->seq;
-    memcpy(a->head_hash, p->hash, sizeof p->hash);
+    a->pending_bytes += alloc;
     if (a->q.n >= a->batch_max) pthread_cond_signal(&a->wake);
     pthread_mutex_unlock(&a->mu);
     if (seq_out) *seq_out = p->seq;
@@ -661,6 +810,11 @@ int mk_audit_flush(struct mk_audit *a, uint32_t timeout_ms)
     pthread_cond_signal(&a->wake);
     int rc = 0;
     while (a->durable_seq < want && rc == 0) {
+        /* After a hashing failure the writer commits what it could; the rest never will. */
+        if (a->hash_error) {
+            rc = MK_EUNAVAILABLE;
+            break;
+        }
         if (pthread_cond_timedwait(&a->durable, &a->mu, &dl) == ETIMEDOUT && a->durable_seq < want) rc = MK_ETIMEOUT;
     }
     pthread_mutex_unlock(&a->mu);

@@ -24,4 +24,24 @@ void mk_cache_sig_of(const char *text, size_t len, struct mk_cache_sig *out);
 /* NULL when compatible, else the reason ("negation", "antonym", "number", "entity"). */
 const char *mk_cache_sig_mismatch(const struct mk_cache_sig *a, const struct mk_cache_sig *b);
 
+struct mk_cache;
+struct mk_cache_request;
+struct cache_sync;
+
+/* The local halves of store and invalidate (no publishing to other nodes). */
+int cache_store_local(struct mk_cache *c, const struct mk_cache_request *r, const char *answer, size_t len,
+                      int64_t prompt_tokens, int64_t completion_tokens, uint32_t ttl_s);
+size_t cache_invalidate_local(struct mk_cache *c, const char *tenant, const char *group);
+
+void cache_set_sync(struct mk_cache *c, struct cache_sync *s);
+struct cache_sync *cache_get_sync(struct mk_cache *c);
+uint32_t cache_default_ttl(const struct mk_cache *c);
+
+/* cache_sync.c: sharing entries across nodes through the kv (docs/CACHE.md). */
+void cache_sync_publish_put(struct cache_sync *s, const struct mk_cache_request *r, const char *answer, size_t len,
+                            int64_t prompt_tokens, int64_t completion_tokens, uint32_t ttl_s);
+void cache_sync_publish_invalidate(struct cache_sync *s, const char *tenant, const char *group);
+/* Stops syncing; the state frees itself once the kv's pending callbacks have run. */
+void cache_sync_detach(struct cache_sync *s);
+
 #endif

@@ -65,7 +65,12 @@ struct mk_cache {
     uint64_t next_vkey;
     struct mk_cache_stats stats;
     struct mk_cache *reg_next; /* registry of live caches (mk_cache_invalidate_all) */
+    struct cache_sync *sync;   /* set by mk_cache_attach_kv: entries shared across nodes */
 };
+
+void cache_set_sync(mk_cache *c, struct cache_sync *s) { c->sync = s; }
+struct cache_sync *cache_get_sync(mk_cache *c) { return c->sync; }
+uint32_t cache_default_ttl(const mk_cache *c) { return c->ttl_s; }
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static mk_cache *registry;
@@ -182,6 +187,7 @@ void mk_cache_free(mk_cache *c)
             break;
         }
     pthread_mutex_unlock(&registry_lock);
+    cache_sync_detach(c->sync);
     struct entry *e = c->head;
     while (e) {
         struct entry *n = e->next;
@@ -327,6 +333,15 @@ static void grow_table(mk_cache *c)
 int mk_cache_store(mk_cache *c, const struct mk_cache_request *r, const char *answer, size_t len,
                    int64_t prompt_tokens, int64_t completion_tokens, uint32_t ttl_s)
 {
+    int rc = cache_store_local(c, r, answer, len, prompt_tokens, completion_tokens, ttl_s);
+    if (rc == 0 && c->sync)
+        cache_sync_publish_put(c->sync, r, answer, len, prompt_tokens, completion_tokens, ttl_s ? ttl_s : c->ttl_s);
+    return rc;
+}
+
+int cache_store_local(mk_cache *c, const struct mk_cache_request *r, const char *answer, size_t len,
+                      int64_t prompt_tokens, int64_t completion_tokens, uint32_t ttl_s)
+{
     if (!c || !r || !r->eligible || !answer || len == 0 || len > MK_CACHE_MAX_ANSWER_BYTES) return MK_EINVAL;
     struct entry *e = calloc(1, sizeof *e);
     if (!e) return MK_ENOMEM;
@@ -402,6 +417,12 @@ int mk_cache_store(mk_cache *c, const struct mk_cache_request *r, const char *an
 size_t mk_cache_invalidate(mk_cache *c, const char *tenant, const char *group)
 {
     if (!c) return 0;
+    if (c->sync) cache_sync_publish_invalidate(c->sync, tenant, group);
+    return cache_invalidate_local(c, tenant, group);
+}
+
+size_t cache_invalidate_local(mk_cache *c, const char *tenant, const char *group)
+{
     size_t n = 0;
     pthread_mutex_lock(&c->lock);
     struct entry *e = c->head;

@@ -30,10 +30,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "core/mk_buf.h"
 
 /* Built-in defaults (each tuned or reasoned in docs/CACHE.md). */
-#define MK_CACHE_DEFAULT_THRESHOLD 0.80
+#define MK_CACHE_DEFAULT_THRESHOLD 0.85
 #define MK_CACHE_DEFAULT_TTL_S 3600u
 #define MK_CACHE_DEFAULT_MAX_BYTES ((size_t)256 * 1024 * 1024)
 /* Above this the caller asked for variety; replaying one answer would defeat it. */
@@ -120,6 +122,21 @@ size_t mk_cache_invalidate(mk_cache *c, const char *tenant, const char *group);
 /* Drops every entry of every live cache of this process: the knowledge base calls it
  * when its content changes, since cached answers may quote the old content. */
 void mk_cache_invalidate_all(void);
+
+/* Shares this cache's entries and invalidations with every other node using the same
+ * kv (Redis): each store and invalidation is appended to an operation log in the kv
+ * (a counter "mk:cache:seq" and records "mk:cache:op:<n>" that expire with the entry),
+ * and a timer on `loop` pulls the other nodes' operations every interval_ms (0 = 500)
+ * into the local table and index. A node attached later catches up on the last
+ * MK_CACHE_SYNC_BACKLOG operations still in the kv. Pass a memory kv only in tests (it
+ * is per process). From then on the cache's store/invalidate calls must come from
+ * `loop`'s thread (the kv is single-threaded). 0, MK_EINVAL, MK_EEXISTS (attached
+ * already), MK_ENOMEM. Detached by mk_cache_free (which must run before mk_kv_free). */
+#define MK_CACHE_SYNC_BACKLOG 10000
+struct mk_kv;
+int mk_cache_attach_kv(mk_cache *c, struct mk_kv *kv, uv_loop_t *loop, uint32_t interval_ms);
+/* Runs one pull now (tests; the timer does it otherwise). */
+void mk_cache_sync_now(mk_cache *c);
 
 struct mk_cache_stats {
     size_t entries;
