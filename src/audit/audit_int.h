@@ -45,6 +45,10 @@ extern const char *const audit_field_column[AF_COUNT];
  *   per field in AUDIT_FIELDS order: 0x00 (NULL) or 0x01 | len u32be | bytes */
 #define AUDIT_CANON_MAGIC "MKAUDIT1"
 #define AUDIT_CANON_SEQ_OFFSET 9  /* where seq sits, patched under the append lock */
+
+/* Test hook: when not 0, the writer's hashing of the record with this seq fails, as if
+ * libgcrypt had refused (exercises the fail-closed path). Set it before appending. */
+extern uint64_t audit_fault_hash_seq;
 #define AUDIT_GENESIS_TAG "MKAUDIT1-GENESIS"
 #define AUDIT_SEAL_MAGIC "MKSEAL01"
 

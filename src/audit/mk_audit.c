@@ -102,6 +102,7 @@ struct mk_audit {
     uint64_t flush_wanted;           /* a flusher waits for this seq */
     int writer_error;
     int hash_error;                  /* hashing failed (!= 0): appends refused for good */
+    uint64_t lost_from;              /* with hash_error: the first seq that never commits */
     bool closing;
     pthread_t thread;
     bool thread_started;
@@ -512,6 +513,7 @@ static void *writer_main(void *arg)
             for (size_t i = 0; i < a->q.n; i++) released += a->q.items[i]->alloc;
             queue_free_items(&a->q);
             a->hash_error = hash_rc;
+            a->lost_from = lost_from;
             mk_logf(MK_LOG_ERROR, "audit_writer",
                     "audit hash failed at seq %llu: %s; records %llu..%llu are lost and appends are refused",
                     (unsigned long long)lost_from, mk_strerror(hash_rc), (unsigned long long)lost_from,
@@ -811,7 +813,7 @@ int mk_audit_flush(struct mk_audit *a, uint32_t timeout_ms)
     int rc = 0;
     while (a->durable_seq < want && rc == 0) {
         /* After a hashing failure the writer commits what it could; the rest never will. */
-        if (a->hash_error) {
+        if (a->hash_error && want >= a->lost_from) {
             rc = MK_EUNAVAILABLE;
             break;
         }

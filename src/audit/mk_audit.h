@@ -5,9 +5,12 @@
  * verify` recomputes everything and names the first bad record. docs/AUDIT.md gives the
  * record format, the canonical serialisation and the threat model.
  *
- * Speed: mk_audit_append computes the record's chain hash on the caller's thread (so
- * the order of the chain is exactly the order of the calls) and queues the record in
- * memory; a background thread writes queued records in one transaction every
+ * Speed: mk_audit_append does no hashing: it validates the record, copies it into one
+ * allocation, takes the next sequence number and queues the record (a few microseconds
+ * whatever the hash, plus a memcpy of the texts). A background writer thread takes the
+ * queue, computes in sequence order the digests of prompt and answer, the canonical
+ * serialisation's chain hash H(prev || record) (order is exact: seq is assigned under
+ * the same lock as the FIFO push), and writes the records in one transaction every
  * flush_interval_ms or batch_max records. The append itself never touches the disk.
  *
  * Durability window: a record is durable once its batch commits (mk_audit_durable_seq
@@ -36,9 +39,13 @@
 /* Raw prompt/answer text kept for tenants that opt in; longer text is stored cut at a
  * UTF-8 boundary (the digest always covers the whole text). */
 #define MK_AUDIT_MAX_RAW_BYTES (1024 * 1024)
-/* Records waiting for the writer. When the store stalls this long, appends fail
- * (MK_EUNAVAILABLE) so requests fail closed instead of going unaudited. */
+/* Records waiting for the writer (queued, being hashed, or written but not committed).
+ * When the store stalls this long, appends fail (MK_EUNAVAILABLE) so requests fail
+ * closed instead of going unaudited. */
 #define MK_AUDIT_DEFAULT_MAX_PENDING (256 * 1024)
+/* Memory those records may hold: until the writer digests them, records keep their
+ * whole prompt and answer. Beyond this appends fail with MK_EUNAVAILABLE too. */
+#define MK_AUDIT_MAX_PENDING_BYTES ((size_t)1024 * 1024 * 1024)
 #define MK_AUDIT_DIGEST_BYTES 32
 #define MK_AUDIT_PUBKEY_BYTES 32
 
@@ -97,22 +104,37 @@ int mk_audit_open(struct mk_store *store, const char *data_dir, const struct mk_
 /* Writes everything pending, seals the tail, stops the writer. Accepts NULL. */
 void mk_audit_free(struct mk_audit *a);
 
-/* Appends one record. On success *seq_out (may be NULL) is its sequence number; the
- * record is in the chain but durable only after its batch commits. MK_EINVAL (no
- * action, a name longer than MK_MAX_NAME_BYTES, bad status), MK_ETOOBIG (verdicts),
- * MK_EUNAVAILABLE (the writer is stuck: max_pending reached, or closing), MK_ENOMEM.
- * A failed append leaves no trace in the chain. Costs: the digests of prompt and
- * answer (linear in their size), one hash of the serialised record, one malloc. */
+/* Appends one record. On success *seq_out (may be NULL) is its sequence number: its
+ * place in the chain is fixed, but its digests and chain hash are computed later by the
+ * writer thread, and it is durable only after its batch commits. MK_EINVAL (no action,
+ * a name longer than MK_MAX_NAME_BYTES, bad status), MK_ETOOBIG (verdicts),
+ * MK_EUNAVAILABLE (the writer is stuck: max_pending records or
+ * MK_AUDIT_MAX_PENDING_BYTES reached; closing; or the writer failed to hash a record
+ * earlier and stopped the chain, see mk_audit_writer_error), MK_ENOMEM. A failed
+ * append leaves no trace in the chain.
+ * Hashing failure (libgcrypt refusing; not expected in practice): the writer cannot
+ * chain that record nor any after it, so it commits the records before it, drops that
+ * record and every later one (already appended and given a seq: they are lost and
+ * logged with their seq range), and fails closed from then on: every later append
+ * returns MK_EUNAVAILABLE, mk_audit_writer_error reports the error, and a flush
+ * covering a lost record returns MK_EUNAVAILABLE. Reopening the audit resumes the
+ * chain from the last committed record.
+ * Costs on the caller's thread: validation, one malloc and a copy of the record
+ * (prompt and answer whole: they are digested later; the copy held for digesting only
+ * is freed as soon as the writer took the digests), one short lock. No hashing. */
 int mk_audit_append(struct mk_audit *a, const struct mk_audit_record *r, uint64_t *seq_out);
 
-/* Waits until every record appended before the call is committed, or timeout_ms
- * passes (MK_ETIMEOUT). Blocks: not for the event loop. */
+/* Waits until every record appended before the call is hashed and committed, or
+ * timeout_ms passes (MK_ETIMEOUT); MK_EUNAVAILABLE when one of them was lost to a
+ * hashing failure (see mk_audit_append). Blocks: not for the event loop. */
 int mk_audit_flush(struct mk_audit *a, uint32_t timeout_ms);
 /* Last committed sequence number (0 = none). */
 uint64_t mk_audit_durable_seq(struct mk_audit *a);
-/* Last appended sequence number. */
+/* Last appended sequence number: the record holds that place in the chain, though its
+ * hash may not be computed yet (the writer does that; see mk_audit_durable_seq). */
 uint64_t mk_audit_head_seq(struct mk_audit *a);
-/* The last error of the writer (0 = healthy), e.g. for a health endpoint. */
+/* The last error of the writer (0 = healthy), e.g. for a health endpoint: a store
+ * error while batches are retried, or for good a hashing failure (appends refused). */
 int mk_audit_writer_error(struct mk_audit *a);
 /* The sealing public key. */
 void mk_audit_public_key(const struct mk_audit *a, uint8_t out[MK_AUDIT_PUBKEY_BYTES]);

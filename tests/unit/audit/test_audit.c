@@ -3,7 +3,8 @@
  * insert, reorder, truncate, a consistent rewrite, a forged seal signature, a foreign
  * key) is detected and names the first bad record or seal; raw text only on opt-in;
  * the chain continues across restarts and across a change of hash; concurrent
- * appends; export as JSON lines; the key file's permissions; the CLI. */
+ * appends; the writer's digests cover whole texts; back-pressure; a hashing failure in
+ * the writer fails closed; export as JSON lines; the key file's permissions; the CLI. */
 #include <criterion/criterion.h>
 #include <json-c/json.h>
 #include <pthread.h>
@@ -523,6 +524,114 @@ Test(audit, concurrent_appends)
     cr_expect(rep.ok, "%s", rep.reason);
     cr_expect_eq(rep.records, 2000);
     cr_expect_eq(rep.unsealed, 0);
+    mk_store_free(s);
+}
+
+/* The digests are the writer's now: they must still cover the whole text, for a text
+ * kept raw and cut at the cap as for one kept only as a digest, and an empty text
+ * digests as "". */
+Test(audit, writer_digests_whole_text)
+{
+    size_t n = MK_AUDIT_MAX_RAW_BYTES + 4097;
+    char *big = malloc(n);
+    cr_assert_not_null(big);
+    for (size_t i = 0; i < n; i++) big[i] = (char)('a' + i % 23);
+    struct mk_store *s = open_store();
+    struct mk_audit *a = open_audit(s, MK_AUDIT_SHA256, 10);
+    struct mk_audit_record r = {.action = "chat.completions", .status = 200, .prompt = big, .prompt_len = n,
+                                .answer = "", .answer_len = 0, .store_raw = true};
+    cr_assert_eq(mk_audit_append(a, &r, NULL), 0);
+    r.store_raw = false;
+    r.answer = big + 1;
+    r.answer_len = n - 1;
+    cr_assert_eq(mk_audit_append(a, &r, NULL), 0);
+    /* The caller's buffer may change as soon as append returns. */
+    memset(big, 'z', n);
+    cr_assert_eq(mk_audit_flush(a, 30000), 0);
+    mk_audit_free(a);
+    for (size_t i = 0; i < n; i++) big[i] = (char)('a' + i % 23);
+    uint8_t full[32], tail[32], empty[32];
+    mk_audit_digest(MK_AUDIT_SHA256, big, n, full);
+    mk_audit_digest(MK_AUDIT_SHA256, big + 1, n - 1, tail);
+    mk_audit_digest(MK_AUDIT_SHA256, "", 0, empty);
+    struct mk_store_conn *c;
+    cr_assert_eq(mk_store_acquire(s, &c), 0);
+    struct mk_store_stmt *st;
+    cr_assert_eq(mk_store_prepare(c, "SELECT seq, prompt_digest, answer_digest, prompt_text, answer_text FROM audit_log ORDER BY seq",
+                                  &st), 0);
+    cr_assert_eq(mk_store_step(st), MK_STORE_ROW);
+    cr_expect_eq(memcmp(mk_store_column_blob(st, 1).ptr, full, 32), 0, "raw, cut: digest of the whole prompt");
+    cr_expect_eq(memcmp(mk_store_column_blob(st, 2).ptr, empty, 32), 0, "empty answer");
+    cr_expect_eq(mk_store_column_text(st, 3).len, MK_AUDIT_MAX_RAW_BYTES);
+    cr_expect_eq(memcmp(mk_store_column_text(st, 3).ptr, big, MK_AUDIT_MAX_RAW_BYTES), 0);
+    cr_expect_eq(mk_store_column_text(st, 4).len, 0);
+    cr_assert_eq(mk_store_step(st), MK_STORE_ROW);
+    cr_expect_eq(memcmp(mk_store_column_blob(st, 1).ptr, full, 32), 0, "digest only");
+    cr_expect_eq(memcmp(mk_store_column_blob(st, 2).ptr, tail, 32), 0);
+    cr_expect(mk_store_column_is_null(st, 3));
+    cr_expect(mk_store_column_is_null(st, 4));
+    mk_store_stmt_done(st);
+    mk_store_release(s, c);
+    mk_store_free(s);
+    free(big);
+    struct mk_audit_verify_report rep = verify(NULL);
+    cr_expect(rep.ok, "%s", rep.reason);
+    cr_expect_eq(rep.records, 2);
+}
+
+/* max_pending counts the records the writer has not hashed yet. */
+Test(audit, back_pressure_counts_unhashed)
+{
+    struct mk_store *s = open_store();
+    struct mk_audit_options o = {.max_pending = 3, .flush_interval_ms = 60000, .batch_max = 1000};
+    struct mk_audit *a;
+    cr_assert_eq(mk_audit_open(s, dir, &o, &a, NULL), 0);
+    struct mk_audit_record r = {.action = "x", .status = 200, .prompt = "p", .prompt_len = 1};
+    for (int i = 0; i < 3; i++) cr_assert_eq(mk_audit_append(a, &r, NULL), 0);
+    cr_expect_eq(mk_audit_append(a, &r, NULL), MK_EUNAVAILABLE);
+    cr_expect_eq(mk_audit_head_seq(a), 3);
+    cr_assert_eq(mk_audit_flush(a, 30000), 0);
+    cr_expect_eq(mk_audit_durable_seq(a), 3);
+    cr_expect_eq(mk_audit_append(a, &r, NULL), 0);
+    mk_audit_free(a);
+    struct mk_audit_verify_report rep;
+    cr_assert_eq(mk_audit_verify(s, NULL, &rep), 0);
+    cr_expect(rep.ok, "%s", rep.reason);
+    cr_expect_eq(rep.records, 4);
+    mk_store_free(s);
+}
+
+/* A hashing failure in the writer: what was hashed before commits, the failing record
+ * and everything after it is dropped, appends and flushes fail closed, and the chain
+ * verifies and resumes from the last committed record after a reopen. */
+Test(audit, writer_hash_failure_fails_closed)
+{
+    struct mk_store *s = open_store();
+    struct mk_audit_options o = {.flush_interval_ms = 60000, .batch_max = 1000, .seal_every = 2};
+    struct mk_audit *a;
+    cr_assert_eq(mk_audit_open(s, dir, &o, &a, NULL), 0);
+    audit_fault_hash_seq = 4;
+    struct mk_audit_record r = {.action = "x", .status = 200, .answer = "a", .answer_len = 1};
+    for (int i = 0; i < 6; i++) cr_assert_eq(mk_audit_append(a, &r, NULL), 0);
+    cr_expect_eq(mk_audit_flush(a, 30000), MK_EUNAVAILABLE);
+    audit_fault_hash_seq = 0;
+    cr_expect_eq(mk_audit_durable_seq(a), 3);
+    cr_expect_eq(mk_audit_writer_error(a), MK_EINTERNAL);
+    cr_expect_eq(mk_audit_append(a, &r, NULL), MK_EUNAVAILABLE);
+    mk_audit_free(a);
+    struct mk_audit_verify_report rep;
+    cr_assert_eq(mk_audit_verify(s, NULL, &rep), 0);
+    cr_expect(rep.ok, "%s", rep.reason);
+    cr_expect_eq(rep.records, 3);
+    cr_expect_eq(rep.unsealed, 0, "the tail is sealed at close");
+    cr_assert_eq(mk_audit_open(s, dir, &o, &a, NULL), 0);
+    uint64_t seq = 0;
+    cr_expect_eq(mk_audit_append(a, &r, &seq), 0);
+    cr_expect_eq(seq, 4);
+    mk_audit_free(a);
+    cr_assert_eq(mk_audit_verify(s, NULL, &rep), 0);
+    cr_expect(rep.ok, "%s", rep.reason);
+    cr_expect_eq(rep.records, 4);
     mk_store_free(s);
 }
 
