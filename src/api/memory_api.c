@@ -436,13 +436,14 @@ static struct job *job_new(mk_ctx *ctx, struct api_mem *am, job_fn fn)
 
 static void job_submit(struct job *j)
 {
-    int rc = mk_store_submit(j->am->store, j->am->app->loop, job_work, job_done, j);
+    struct api_mem *am = j->am;
+    am->inflight++; /* before: done never runs inside submit today, but need not promise it */
+    int rc = mk_store_submit(am->store, am->app->loop, job_work, job_done, j);
     if (rc) {
+        am->inflight--;
         mk_api_fail(j->ctx, rc, NULL);
         job_free(j);
-        return;
     }
-    j->am->inflight++;
 }
 
 /* ---- episodes ---------------------------------------------------------------------- */
@@ -796,15 +797,17 @@ static void erase_kv_done(int rc, json_object *v, void *arg)
 
 static void erase_after(struct job *j)
 {
-    /* the store part is done; now the live sessions in kv (gone once the app stops) */
-    int rc = j->am->app->stopping ? MK_EUNAVAILABLE : mk_memory_erase_sessions(j->mem, j->tenant, j->extra, erase_kv_done, j);
+    /* the store part is done; now the live sessions in kv (gone once the app stops).
+     * The in-process kv calls back before returning, freeing j: count first. */
+    struct api_mem *am = j->am;
+    am->inflight++;
+    int rc = am->app->stopping ? MK_EUNAVAILABLE : mk_memory_erase_sessions(j->mem, j->tenant, j->extra, erase_kv_done, j);
     if (rc) {
+        am->inflight--;
         json_object_object_add(j->result, "kv_error", json_object_new_string(mk_strerror(rc)));
         send_json(j->ctx, 200, j->result);
         job_free(j);
-        return;
     }
-    j->am->inflight++;
 }
 
 static int w_erase(struct job *j, struct mk_store_conn *c)
