@@ -126,6 +126,25 @@ static void close_services(mk_app *app)
     app->services = NULL;
 }
 
+/* Requests aborted by the stop may still be finishing asynchronously (a store read
+ * on the worker pool, a key verification): their end runs the audit and limits
+ * filters, so the services close only when the last one is done, or after a bound. */
+#define SERVICES_CLOSE_WAIT_MS 5000
+
+static void services_wait_tick(uv_timer_t *t)
+{
+    mk_app *app = t->data;
+    uint64_t waited = uv_now(app->loop) - app->services_started_ms;
+    if (app->inflight > 0 && waited < SERVICES_CLOSE_WAIT_MS) return;
+    if (app->inflight > 0)
+        mk_logf(MK_LOG_WARN, "stop_forced", "%zu requests still finishing; closing the services anyway", app->inflight);
+    uv_timer_stop(t);
+    uv_close((uv_handle_t *)t, NULL);
+    close_services(app);
+    mk_http_client_free(app->client);
+    app->client = NULL;
+}
+
 static void stop_now(mk_app *app)
 {
     if (app->stopping) return;
@@ -143,9 +162,12 @@ static void stop_now(mk_app *app)
     mk_router_stop_health(app->gen->router);
     mk_generation_unref(app->gen);
     app->gen = NULL;
-    close_services(app); /* no request is left to use them; the kv closes with the loop */
-    mk_http_client_free(app->client);
-    app->client = NULL;
+    /* The services (and the client their async work may use) go once the last
+     * request has finished; the kv's handles then close with the loop. */
+    uv_timer_init(app->loop, &app->services_timer);
+    app->services_timer.data = app;
+    app->services_started_ms = uv_now(app->loop);
+    uv_timer_start(&app->services_timer, services_wait_tick, 0, 10);
 }
 
 

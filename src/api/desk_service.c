@@ -5,11 +5,12 @@
  *
  * It owns a store pool of its own on the process's database (store.url or
  * <data_dir>/mayak.db) with the "desk" migrations, the desk itself (agents, triage
- * classifier, knowledge base: mk_desk.h), the event bus (MAYAK_BUS_URL, default
- * in-process; the config has no bus section yet), the TOTP registry for console
- * logins, console sessions, and a timer that refreshes the analytics gauges of
- * /metrics. Settings from the environment until the config has a desk section:
- *   MAYAK_BUS_URL              "inproc" (default) or amqp://user:pass@host:port/vhost
+ * classifier, knowledge base: mk_desk.h), the event bus (config `bus:`, default
+ * in-process) with the outgoing webhooks of config `webhooks:` subscribed to it, the
+ * TOTP registry for console logins, console sessions, and a timer that refreshes the
+ * analytics gauges of /metrics. The bus and the webhooks are read from the config of
+ * the generation serving when the desk opens: changing them needs a restart.
+ * One setting still comes from the environment until the config has a desk section:
  *   MAYAK_DESK_ANALYTICS_MS    how often the /metrics desk gauges refresh (default 5000)
  */
 #include <errno.h>
@@ -19,6 +20,7 @@
 
 #include "auth/mk_totp.h"
 #include "bus/mk_bus.h"
+#include "bus/mk_webhooks.h"
 #include "core/mk_error.h"
 #include "core/mk_log.h"
 #include "core/mk_rand.h"
@@ -29,6 +31,9 @@
 
 static struct desk_svc *g_desk;
 static bool g_failed;
+/* The webhooks of g_desk's bus. Kept here rather than in struct desk_svc because only
+ * this file opens and closes them and there is one desk per process. */
+static struct mk_webhooks *g_hooks;
 
 /* ---- jobs --------------------------------------------------------------------------- */
 
@@ -229,6 +234,8 @@ static void on_watch(uv_prepare_t *p)
         sodium_memzero(s, sizeof *s);
         free(s);
     }
+    mk_webhooks_free(g_hooks); /* before the bus: it holds a subscription */
+    g_hooks = NULL;
     mk_bus_free(svc->bus);
     svc->bus = NULL;
     mk_totp_free(svc->totp);
@@ -294,11 +301,21 @@ struct desk_svc *desk_service(mk_ctx *ctx, mk_buf *why)
         if (rc) mk_buf_printf(why, "agents: %s", mk_strerror(rc));
     }
     if (rc == 0) {
-        const char *bus_url = getenv("MAYAK_BUS_URL");
-        rc = mk_bus_open(app->loop, bus_url && *bus_url ? bus_url : "inproc", NULL, &svc->bus, why);
+        struct mk_bus_options bo = {.max_pending = cfg->bus.max_pending};
+        const char *bus_url = cfg->bus.url && *cfg->bus.url ? cfg->bus.url : "inproc";
+        rc = mk_bus_open(app->loop, bus_url, &bo, &svc->bus, why);
+        if (rc) mk_buf_append_str(why, " (bus.url)");
+    }
+    if (rc == 0 && cfg->nwebhooks > 0) {
+        /* The webhooks make their own HTTP client: the app's may be freed before the
+         * desk finishes closing. */
+        rc = mk_webhooks_new(app->loop, svc->bus, NULL, cfg->webhooks, cfg->nwebhooks, NULL, &g_hooks, why);
+        if (rc) mk_buf_append_str(why, " (webhooks)");
     }
     if (rc) {
         mk_log(MK_LOG_ERROR, "desk_unavailable", "error", mk_strerror(rc), "reason", why->data ? why->data : "", NULL);
+        mk_webhooks_free(g_hooks);
+        g_hooks = NULL;
         mk_bus_free(svc->bus);
         mk_totp_free(svc->totp);
         mk_desk_free(svc->desk);
@@ -317,10 +334,11 @@ struct desk_svc *desk_service(mk_ctx *ctx, mk_buf *why)
     uv_unref((uv_handle_t *)&svc->tick);
     svc->handles_open = 2;
     g_desk = svc;
-    char nagents[16];
+    char nagents[16], nhooks[16];
     snprintf(nagents, sizeof nagents, "%zu", mk_desk_agent_count(svc->desk));
+    snprintf(nhooks, sizeof nhooks, "%zu", mk_webhooks_count(g_hooks));
     mk_log(MK_LOG_INFO, "desk_ready", "store", mk_store_backend_name(svc->store), "bus",
-           mk_bus_backend_name(svc->bus), "agents", nagents, NULL);
+           mk_bus_backend_name(svc->bus), "agents", nagents, "webhooks", nhooks, NULL);
     return svc;
 }
 

@@ -104,6 +104,7 @@ int mk_api_internal_chat(struct mk_app *app, json_object *request,
     }
     /* Counted like an HTTP request: before_finish takes it off again. */
     mk_metric_add(MK_METRIC_REQUESTS_INFLIGHT, NULL, 1);
+    app->inflight++;
     mk_api_chat_run(ctx);
     return 0;
 }

@@ -43,6 +43,9 @@ typedef struct mk_app {
     uv_timer_t metrics_timer;
     bool draining;
     bool stopping;
+    size_t inflight;               /* requests started and not yet finished (HTTP + internal) */
+    uv_timer_t services_timer;     /* at stop: waits for inflight to reach 0 */
+    uint64_t services_started_ms;  /* when that wait began (uv_now) */
     int exit_code;
 } mk_app;
 

@@ -103,6 +103,7 @@ void mk_api_handle(mk_http_req *req, void *app_arg)
     ctx->services = app->services;
     mk_pool_on_free(req->pool, ctx_release, ctx);
     mk_metric_add(MK_METRIC_REQUESTS_INFLIGHT, NULL, 1);
+    app->inflight++;
 
     bool path_known = false;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
@@ -190,6 +191,7 @@ static void before_finish(mk_ctx *ctx)
         mk_metric_observe(MK_METRIC_GATEWAY_OVERHEAD, route_label, (double)ctx->overhead_us / 1e6);
     }
     mk_metric_add(MK_METRIC_REQUESTS_INFLIGHT, NULL, -1);
+    if (ctx->app) ((mk_app *)ctx->app)->inflight--;
     access_log(ctx, now);
 }
 
