@@ -91,7 +91,8 @@ static void publish_incr_done(int rc, int64_t seq, void *arg)
     if (rc == 0 && s->cache) {
         char key[64];
         int kl = snprintf(key, sizeof key, OP_PREFIX "%" PRId64, seq);
-        if (mk_kv_set(s->kv, key, (size_t)kl, p->record, p->len, p->ttl_ms, publish_set_done, s) == 0) s->pending++;
+        s->pending++;
+        if (mk_kv_set(s->kv, key, (size_t)kl, p->record, p->len, p->ttl_ms, publish_set_done, s) != 0) s->pending--;
     }
     free(p->record);
     free(p);
@@ -113,9 +114,9 @@ static void publish(struct cache_sync *s, json_object *rec, uint64_t ttl_ms)
     p->s = s;
     p->len = len;
     p->ttl_ms = ttl_ms;
-    if (mk_kv_incr(s->kv, SEQ_KEY, sizeof SEQ_KEY - 1, 1, 0, publish_incr_done, p) == 0) {
-        s->pending++;
-    } else {
+    s->pending++;
+    if (mk_kv_incr(s->kv, SEQ_KEY, sizeof SEQ_KEY - 1, 1, 0, publish_incr_done, p) != 0) {
+        s->pending--;
         free(p->record);
         free(p);
     }
@@ -253,8 +254,11 @@ static void pull_next(struct cache_sync *s)
     }
     char key[64];
     int kl = snprintf(key, sizeof key, OP_PREFIX "%" PRId64, s->last + 1);
-    if (mk_kv_get(s->kv, key, (size_t)kl, got_op, s) == 0) s->pending++;
-    else s->pulling = false;
+    s->pending++;
+    if (mk_kv_get(s->kv, key, (size_t)kl, got_op, s) != 0) {
+        s->pending--;
+        s->pulling = false;
+    }
 }
 
 static void got_seq(int rc, mk_slice value, void *arg)
@@ -292,8 +296,11 @@ static void start_pull(struct cache_sync *s)
 {
     if (!s->cache || s->pulling || !mk_kv_ready(s->kv)) return;
     s->pulling = true;
-    if (mk_kv_get(s->kv, SEQ_KEY, sizeof SEQ_KEY - 1, got_seq, s) == 0) s->pending++;
-    else s->pulling = false;
+    s->pending++;
+    if (mk_kv_get(s->kv, SEQ_KEY, sizeof SEQ_KEY - 1, got_seq, s) != 0) {
+        s->pending--;
+        s->pulling = false;
+    }
 }
 
 static void on_timer(uv_timer_t *t) { start_pull(t->data); }

@@ -325,6 +325,8 @@ void mk_config_free(struct mk_config *cfg)
     free(cfg->guard.injection);
     free(cfg->guard.pii);
     free(cfg->guard.jurisdiction);
+    cfg_free_strv(cfg->guard.output_block, cfg->guard.noutput_block);
+    cfg_free_strv(cfg->guard.output_patterns, cfg->guard.noutput_patterns);
     for (size_t i = 0; i < cfg->nagents; i++) {
         struct mk_agent_config *a = &cfg->agents[i];
         free(a->id);

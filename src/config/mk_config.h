@@ -164,7 +164,15 @@ struct mk_guard_config {
     double block_threshold;  /* 0 = the model's tuned threshold */
     char *pii;               /* "placeholder" (default) | "redact" | "mask" | "hash" | "off" */
     char *jurisdiction;      /* default "ru": data is masked before deployments not tagged residency:<it> */
+    /* Output checks (docs/GUARD.md): answers containing one of these phrases, or
+     * matching one of these PCRE2 patterns (both caseless, Unicode), are withheld. */
+    char **output_block;
+    size_t noutput_block;
+    char **output_patterns;
+    size_t noutput_patterns;
 };
+/* Entries of guard.output_block / guard.output_patterns, each list. */
+#define MK_GUARD_OUTPUT_MAX_RULES 256
 
 /* One support-desk agent (`agents:`, docs/CONFIG.md); none declared = the built-in five. */
 struct mk_agent_config {

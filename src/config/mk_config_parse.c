@@ -55,6 +55,7 @@ enum key_kind {
 
 #define KF_REQUIRED 1u  /* must be present */
 #define KF_NONEMPTY 2u  /* may be absent (default stays) but not empty */
+#define KF_TEXT 4u      /* KK_LIST: entries are free text (spaces allowed), not names */
 
 /* Provider types as bits, for keys that only some types understand. */
 #define T_OPENAI (1u << MK_PROVIDER_OPENAI)
@@ -267,6 +268,11 @@ static const struct key_spec guard_keys[] = {
     KNUM("block_threshold", KK_DOUBLE, struct mk_guard_config, block_threshold, 0, 1),
     {.name = "pii", .kind = KK_WORD, .off = offsetof(struct mk_guard_config, pii), .words = pii_modes},
     {.name = "jurisdiction", .kind = KK_NAME, .off = offsetof(struct mk_guard_config, jurisdiction)},
+    {.name = "output_block", .kind = KK_LIST, .off = offsetof(struct mk_guard_config, output_block),
+     .count_off = offsetof(struct mk_guard_config, noutput_block), .max = MK_GUARD_OUTPUT_MAX_RULES, .flags = KF_TEXT},
+    {.name = "output_patterns", .kind = KK_LIST, .off = offsetof(struct mk_guard_config, output_patterns),
+     .count_off = offsetof(struct mk_guard_config, noutput_patterns), .max = MK_GUARD_OUTPUT_MAX_RULES,
+     .flags = KF_TEXT},
 };
 static const struct key_table guard_table = TABLE("guard", guard_keys);
 
@@ -633,7 +639,7 @@ static bool parse_bool(const char *s, bool *out)
 
 /* A list of names (tags, aliases). *locs (optional) gets each entry's place. */
 static void parse_name_list(struct cfg_ctx *c, struct fy_node *n, struct cfg_loc keyloc, const char *key,
-                            size_t max, char ***items, size_t *nitems, struct cfg_loc **locs)
+                            size_t max, char ***items, size_t *nitems, struct cfg_loc **locs, bool free_text)
 {
     struct cfg_loc at = node_loc(n, keyloc);
     if (n && !(n = deref(c, n, at))) return;
@@ -674,7 +680,11 @@ static void parse_name_list(struct cfg_ctx *c, struct fy_node *n, struct cfg_loc
             cfg_error(c, iat, "%s: entries must not be empty", key);
             continue;
         }
-        if (!valid_name(text.data, text.len)) {
+        if (free_text && (has_ctl(text.data, text.len, false) || text.len > MK_MAX_NAME_BYTES)) {
+            cfg_error(c, iat, "%s: entries must be one line of at most %d bytes", key, MK_MAX_NAME_BYTES);
+            continue;
+        }
+        if (!free_text && !valid_name(text.data, text.len)) {
             char q[80];
             cfg_quote(text.data, text.len, q, sizeof q);
             cfg_error(c, iat, "%s: '%s' is not a valid name (no spaces or control characters, at most %d bytes)",
@@ -803,7 +813,7 @@ static void parse_value(struct cfg_ctx *c, const struct key_spec *k, struct fy_n
         break;
     case KK_LIST:
         parse_name_list(c, v, keyloc, k->name, (size_t)k->max, FIELD(obj, k->off, char **),
-                        FIELD(obj, k->count_off, size_t), NULL);
+                        FIELD(obj, k->count_off, size_t), NULL, (k->flags & KF_TEXT) != 0);
         break;
     case KK_HEADERS:
         parse_headers(c, v, keyloc, obj);
@@ -1195,7 +1205,7 @@ static void parse_aliases(struct cfg_ctx *c, struct fy_node *v, struct cfg_loc k
 {
     struct mk_model_group_config *g = obj;
     struct cfg_group_marks *m = &c->groups[c->cur_group];
-    parse_name_list(c, v, keyloc, "aliases", MK_MAX_TAGS, &g->aliases, &g->naliases, &m->aliases);
+    parse_name_list(c, v, keyloc, "aliases", MK_MAX_TAGS, &g->aliases, &g->naliases, &m->aliases, false);
     m->naliases = m->aliases ? g->naliases : 0;
 }
 

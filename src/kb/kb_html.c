@@ -17,9 +17,10 @@
 #include "core/mk_error.h"
 #include "kb/kb_ingest_int.h"
 
-/* Elements nested deeper than this are not walked: no real page comes close, and the
- * walk recurses (a hostile page must not exhaust the stack). */
-#define MAX_DEPTH 256
+/* Elements nested deeper than this are not walked: the walk recurses, and a hostile
+ * page must not exhaust the stack. Above the pre-scan's MAX_NESTING (below), since the
+ * parser adds elements the source leaves implicit (html, body, tbody). */
+#define MAX_DEPTH 1100
 
 struct walk {
     struct kb_doc_model *m;
@@ -315,8 +316,62 @@ static void find_title(const GumboNode *n, mk_buf *out, int depth)
         find_title(ch->data[i], out, depth + 1);
 }
 
+/* Elements a page may nest before it is refused. gumbo's tree construction is
+ * quadratic in the depth of open elements (200 000 nested <div>s: minutes; nested
+ * lists: gigabytes), and no real page nests past a few dozen. */
+#define MAX_NESTING 1000
+
+static bool tag_char(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
+
+/* Elements counted by the pre-scan are those that stay open until closed: void
+ * elements never open, and these close themselves when a sibling starts. */
+static bool uncounted(const char *name, size_t n)
+{
+    static const char *const names[] = {
+        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr",
+        "p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup", "thead", "tbody", "tfoot", "colgroup",
+        "rb", "rt", "rp", "param", "keygen",
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strlen(names[i]) == n && strncasecmp(names[i], name, n) == 0)
+            return true;
+    return false;
+}
+
+/* A rough upper bound of the page's element nesting from its tags alone (comments,
+ * scripts and attributes are not understood; they only make the estimate higher or
+ * lower by a little, never by thousands for a real page). */
+static size_t nesting_estimate(const char *s, size_t len)
+{
+    size_t depth = 0, max = 0;
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (s[i] != '<')
+            continue;
+        bool close = s[i + 1] == '/';
+        size_t b = i + 1 + close, e = b;
+        while (e < len && tag_char(s[e]))
+            e++;
+        if (e == b || uncounted(s + b, e - b))
+            continue;
+        /* "<x/>" closes itself. */
+        const char *gt = memchr(s + e, '>', len - e);
+        if (gt && gt > s + e && gt[-1] == '/')
+            continue;
+        if (close)
+            depth -= depth > 0;
+        else if (++depth > max)
+            max = depth;
+    }
+    return max;
+}
+
 int kb_read_html(const char *data, size_t len, struct kb_doc_model *m, mk_buf *err)
 {
+    if (nesting_estimate(data, len) > MAX_NESTING) {
+        if (err)
+            mk_buf_printf(err, "HTML nested deeper than %d elements", MAX_NESTING);
+        return MK_ETOOBIG;
+    }
     GumboOutput *out = gumbo_parse_with_options(&kGumboDefaultOptions, data, len);
     if (!out) {
         if (err)

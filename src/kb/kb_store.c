@@ -1169,8 +1169,9 @@ int mk_kb_lib_reindex(struct mk_kb_lib *lib, bool force, struct mk_kb_report *re
     int rc = mk_store_acquire(lib->store, &c);
     struct mk_store_stmt *st = NULL;
     if (!rc)
-        rc = mk_store_prepare(c, "SELECT DISTINCT source, agent FROM kb_documents ORDER BY source, agent", &st);
+        rc = mk_store_prepare(c, "SELECT source, agent, lang FROM kb_documents ORDER BY agent, lang, source", &st);
     char **src = NULL, **agents = NULL;
+    char (*langs)[8] = NULL;
     size_t n = 0, cap = 0;
     while (!rc && (rc = mk_store_step(st)) == MK_STORE_ROW) {
         rc = 0;
@@ -1182,7 +1183,10 @@ int mk_kb_lib_reindex(struct mk_kb_lib *lib, bool force, struct mk_kb_report *re
             char **g = realloc(agents, nc * sizeof *g);
             if (g)
                 agents = g;
-            if (!a || !g) {
+            char(*l)[8] = realloc(langs, nc * sizeof *l);
+            if (l)
+                langs = l;
+            if (!a || !g || !l) {
                 rc = MK_ENOMEM;
                 break;
             }
@@ -1190,6 +1194,7 @@ int mk_kb_lib_reindex(struct mk_kb_lib *lib, bool force, struct mk_kb_report *re
         }
         src[n] = strdup(mk_store_column_text(st, 0).ptr);
         agents[n] = strdup(mk_store_column_text(st, 1).ptr);
+        snprintf(langs[n], sizeof langs[n], "%s", mk_store_column_text(st, 2).ptr);
         if (!src[n] || !agents[n]) {
             free(src[n]);
             free(agents[n]);
@@ -1205,9 +1210,22 @@ int mk_kb_lib_reindex(struct mk_kb_lib *lib, bool force, struct mk_kb_report *re
     mk_store_stmt_done(st);
     mk_store_release(lib->store, c);
 
+    /* Documents of one (agent, language) share a batch: a transaction per file would
+     * make a reindex fsync-bound. */
+    struct mk_kb_add_opts o = {.force = force};
+    struct batch b = {.lib = lib, .o = &o, .rep = rep};
+    pthread_mutex_lock(&lib->wlock);
     for (size_t i = 0; i < n && !rc; i++) {
-        struct mk_kb_add_opts o = {.agent = agents[i], .force = force};
+        /* The stored language stays: it is part of the document's identity, and may have
+         * been given (--lang) rather than detected. */
+        const char *lang = valid_lang(langs[i]) ? langs[i] : NULL;
+        if (i > 0 && (strcmp(agents[i], agents[i - 1]) || strcmp(langs[i], langs[i - 1])))
+            rc = flush_batch(&b, err);
+        o.agent = agents[i];
+        o.lang = lang;
         struct stat sb;
+        if (rc)
+            break;
         if (strncmp(src[i], "upload://", 9) == 0 || stat(src[i], &sb) != 0 || !S_ISREG(sb.st_mode)) {
             json_object *it = report_item(rep, src[i]);
             item_set(it, "status", "kept");
@@ -1216,19 +1234,18 @@ int mk_kb_lib_reindex(struct mk_kb_lib *lib, bool force, struct mk_kb_report *re
             rep->skipped++;
             continue;
         }
-        pthread_mutex_lock(&lib->wlock);
-        struct batch b = {.lib = lib, .o = &o, .rep = rep};
         rc = ingest_file(&b, src[i], true, err);
-        if (!rc)
-            rc = flush_batch(&b, err);
-        batch_release(&b);
-        pthread_mutex_unlock(&lib->wlock);
     }
+    if (!rc)
+        rc = flush_batch(&b, err);
+    batch_release(&b);
+    pthread_mutex_unlock(&lib->wlock);
     for (size_t i = 0; i < n; i++) {
         free(src[i]);
         free(agents[i]);
     }
     free(src);
     free(agents);
+    free(langs);
     return rc;
 }

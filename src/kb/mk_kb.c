@@ -38,6 +38,8 @@
  * so its words count this many times: it picks the right section within an article,
  * where the title (shared by all of them) cannot. */
 #define HEADING_WEIGHT 2
+/* HNSW beam while building the chunk graph (see mk_kb_enable_vectors). */
+#define KB_EF_CONSTRUCTION 64
 /* Hex digits of the default content digest (BLAKE2b-128). */
 #define HASH_BYTES 16
 
@@ -862,6 +864,10 @@ int mk_kb_enable_vectors(mk_kb *kb, const struct mk_embedder *e)
     mk_vector_params vp;
     mk_vector_params_default(&vp, dim, MK_VECTOR_COSINE);
     vp.capacity = kb->live_chunks > 1024 ? kb->live_chunks : 1024;
+    /* A knowledge base is thousands to tens of thousands of chunks, searched with a
+     * beam of at least 64: at that size ef_construction 64 loses no recall we can
+     * measure (bench/kb) and builds the graph about three times faster than 200. */
+    vp.ef_construction = KB_EF_CONSTRUCTION;
     if ((rc = mk_vector_new(&vp, &vix)) != 0)
         goto out;
     size_t n = kb->live_chunks;

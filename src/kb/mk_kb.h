@@ -65,7 +65,7 @@
 #define MK_KB_DEFAULT_DEPTH 50
 /* Reciprocal rank fusion constant k in 1 / (k + rank): tuned on the validation half of
  * the GNOME help queries (bench/kb/README.md). */
-#define MK_KB_DEFAULT_RRF_K 20
+#define MK_KB_DEFAULT_RRF_K 10
 
 typedef struct mk_kb mk_kb;
 

@@ -14,8 +14,11 @@
  * an over-stripped root is harmless as long as every form of the word strips to it,
  * which the greedy longest-first rule makes likely (пернетақта, пернетақтаны,
  * пернетақтада all give "пернетақ"). Endings that are mostly part of roots (negation
- * -ма/-ме, which ends бағдарлама) are left out. Measured on the GNOME help queries in
- * bench/kb (docs/BENCHMARKS.md): it lifts Kazakh BM25 recall clearly over no stemming.
+ * -ма/-ме, which ends бағдарлама) are left out. Measured on the Kazakh GNOME help
+ * queries (bench/kb, descriptions stripped, BM25 only): recall@5 0.978 against 0.970
+ * without it, MRR@10 0.907 against 0.912 — a small gain, since those queries reuse the
+ * pages' own word forms; questions in other forms than the article's gain more (the
+ * unit tests show such pairs meeting).
  *
  * Pure function on bytes: the input is already case-folded UTF-8 (mk_kb_token.c).
  */
@@ -165,8 +168,10 @@ size_t mk_kb_kazakh_stem(const char *w, size_t len)
     for (int round = 0; round < MAX_ROUNDS; round++) {
         size_t best = 0;
         for (size_t i = 0; i < NENDINGS; i++) {
-            size_t el = strlen(endings[i].s);
-            if (el <= best || el >= len || memcmp(w + len - el, endings[i].s, el) != 0)
+            const char *e = endings[i].s;
+            size_t el = strlen(e);
+            /* The last byte rejects almost every ending before a comparison. */
+            if (el <= best || el >= len || e[el - 1] != w[len - 1] || memcmp(w + len - el, e, el) != 0)
                 continue;
             if (letters(w, len - el) >= MIN_STEM && follows(endings[i].after, last_cp(w, len - el)))
                 best = el;

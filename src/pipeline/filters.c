@@ -5,6 +5,7 @@
 extern const struct mk_filter_ops mk_filter_limits;
 extern const struct mk_filter_ops mk_filter_guard;
 extern const struct mk_filter_ops mk_filter_cache;
+extern const struct mk_filter_ops mk_filter_output;
 extern const struct mk_filter_ops mk_filter_audit;
 extern const struct mk_filter_ops mk_filter_accounting;
 
@@ -12,6 +13,7 @@ const struct mk_filter_ops *const mk_pipeline_filters[] = {
     &mk_filter_limits,     /* cheapest refusal first: over-quota callers cost nothing more */
     &mk_filter_guard,      /* injection scoring, personal data masked; restored on the way out */
     &mk_filter_cache,      /* after the guard: blocked requests never hit; answers stored as restored */
+    &mk_filter_output,     /* after the cache (keys stay canary-free): canary + word/pattern policy, fail closed */
     &mk_filter_audit,      /* sees the answer as the client gets it; records every verdict */
     &mk_filter_accounting, /* last on the way out: counts what every filter above decided */
     NULL,

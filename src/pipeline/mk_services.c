@@ -79,6 +79,8 @@ int mk_services_open(const struct mk_config *cfg, uv_loop_t *loop, struct mk_ser
                                       .max_bytes = (size_t)cfg->cache.max_mb * 1024 * 1024};
         s->cache_config = cfg->cache;
         rc = mk_cache_new(&co, &s->cache);
+        /* With a shared kv (Redis) every node sees every entry (docs/CACHE.md). */
+        if (rc == 0 && strcmp(mk_kv_backend_name(s->kv), "redis") == 0) rc = mk_cache_attach_kv(s->cache, s->kv, loop, 0);
         if (rc != 0) mk_buf_printf(err, "cannot open the response cache: %s", mk_strerror(rc));
     }
     if (rc == 0) {

@@ -6,6 +6,7 @@
 
 #include "cache/mk_cache.h"
 #include "core/mk_error.h"
+#include "kv/mk_kv.h"
 
 static int64_t fake_now;
 static int64_t test_clock(void *arg)
@@ -28,13 +29,15 @@ static void key_of(struct mk_cache_request *r, const char *tenant, const char *g
     json_object_put(b);
 }
 
-static mk_cache *new_cache(size_t max_bytes)
+static mk_cache *new_cache_at(size_t max_bytes, double threshold)
 {
-    struct mk_cache_options o = {.max_bytes = max_bytes, .clock_ms = test_clock, .ttl_s = 60};
+    struct mk_cache_options o = {.max_bytes = max_bytes, .clock_ms = test_clock, .ttl_s = 60, .threshold = threshold};
     mk_cache *c = NULL;
     cr_assert_eq(mk_cache_new(&o, &c), 0);
     return c;
 }
+
+static mk_cache *new_cache(size_t max_bytes) { return new_cache_at(max_bytes, 0); }
 
 static enum mk_cache_hit_kind look(mk_cache *c, const char *tenant, const char *group, const char *json, float *sim)
 {
@@ -135,7 +138,8 @@ Test(cache_key, eligibility_rules)
 
 Test(cache, exact_then_semantic_hit)
 {
-    mk_cache *c = new_cache(0);
+    /* A low threshold: the antonym below is then refused by the guard, not by distance. */
+    mk_cache *c = new_cache_at(0, 0.6);
     put(c, "t", "g", USER("Как включить Wi-Fi на ноутбуке?"), "{\"answer\":1}");
     float sim = 0;
     cr_assert_eq(look(c, "t", "g", USER("Как включить Wi-Fi на ноутбуке?"), &sim), MK_CACHE_HIT_EXACT);
@@ -300,4 +304,39 @@ Test(cache, bad_arguments)
     cr_assert_eq(mk_cache_lookup(c, &bad, -1, &h), MK_EINVAL);
     mk_cache_free(c);
     mk_cache_free(NULL);
+}
+
+Test(cache_sync, entries_and_invalidations_reach_other_nodes_through_the_kv)
+{
+    struct mk_kv *kv = NULL;
+    cr_assert_eq(mk_kv_open(NULL, "memory:", NULL, &kv, NULL), 0);
+    mk_cache *a = new_cache(0), *b = new_cache(0);
+    cr_assert_eq(mk_cache_attach_kv(a, kv, NULL, 0), 0);
+    cr_assert_eq(mk_cache_attach_kv(b, kv, NULL, 0), 0);
+    cr_assert_eq(mk_cache_attach_kv(b, kv, NULL, 0), MK_EEXISTS);
+    mk_cache_sync_now(b); /* first pull: reads where the log stands */
+    put(a, "t", "g", USER("Как включить Wi-Fi на ноутбуке?"), "{\"answer\":1}");
+    cr_assert_eq(look(b, "t", "g", USER("Как включить Wi-Fi на ноутбуке?"), NULL), MK_CACHE_MISS, "not pulled yet");
+    mk_cache_sync_now(b);
+    cr_assert_eq(look(b, "t", "g", USER("Как включить Wi-Fi на ноутбуке?"), NULL), MK_CACHE_HIT_EXACT);
+    cr_assert_eq(look(b, "t", "g", USER("Как мне включить Wi-Fi на ноутбуке?"), NULL), MK_CACHE_HIT_SEMANTIC);
+    /* A's own op is not applied twice */
+    mk_cache_sync_now(a);
+    struct mk_cache_stats s;
+    mk_cache_get_stats(a, &s);
+    cr_assert_eq(s.stores, 1);
+    /* invalidation travels too */
+    cr_assert_eq(mk_cache_invalidate(a, "t", NULL), 1);
+    mk_cache_sync_now(b);
+    cr_assert_eq(look(b, "t", "g", USER("Как включить Wi-Fi на ноутбуке?"), NULL), MK_CACHE_MISS);
+    /* a late node catches up on the log */
+    put(a, "t", "g", USER("How do I reset my password?"), "{\"answer\":1}");
+    mk_cache *late = new_cache(0);
+    cr_assert_eq(mk_cache_attach_kv(late, kv, NULL, 0), 0);
+    mk_cache_sync_now(late);
+    cr_assert_eq(look(late, "t", "g", USER("How do I reset my password?"), NULL), MK_CACHE_HIT_EXACT);
+    mk_cache_free(a);
+    mk_cache_free(b);
+    mk_cache_free(late);
+    mk_kv_free(kv);
 }
