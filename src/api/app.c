@@ -16,6 +16,7 @@
 #include "core/mk_log.h"
 #include "core/mk_rand.h"
 #include "metrics/mk_metrics.h"
+#include "kb_api.h"
 #include "mk_api.h"
 
 struct mk_generation *mk_generation_new(struct mk_config *cfg, int *err)
@@ -258,6 +259,7 @@ int mk_app_run(struct mk_config *cfg, const char *config_path)
         return 1;
     }
     mk_router_start_health(app->gen->router, app->loop, app->client);
+    mk_kb_api_start(app); /* the knowledge base is searchable from the first request */
     struct mk_http_server_opts opts = {.server_name = "mayak"};
     if (mk_http_server_new(app->loop, &opts, mk_api_handle, app, &app->server) != 0 ||
         mk_http_server_listen(app->server, cfg->listen_host, cfg->listen_port) != 0) {

@@ -797,8 +797,6 @@ int mk_kb_add_document(mk_kb *kb, const struct mk_kb_doc *doc)
     if (!kb || !doc || (!doc->text && doc->text_len))
         return MK_EINVAL;
     struct source src = {.md = doc->text ? doc->text : "", .md_len = doc->text_len};
-    if (!src.md[0] && src.md_len == 0)
-        src.md = "";
     return add_doc(kb, doc, &src, false, NULL);
 }
 

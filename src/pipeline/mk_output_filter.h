@@ -39,7 +39,8 @@ void mk_output_policy_free(struct mk_output_policy *p); /* accepts NULL */
  * process (replacing and freeing any earlier one; call at start, before serving).
  * Returns as mk_output_policy_new. */
 int mk_output_guard_open(const struct mk_config *cfg, mk_buf *err);
-/* Uninstalls and frees the process's policy (at shutdown, after serving stopped). */
+/* Uninstalls and frees the process's policy (at shutdown, after serving stopped: a
+ * request still streaming holds a pointer to it, like the other services). */
 void mk_output_guard_close(void);
 
 /* Incremental scanner over one answer: feed the text piece by piece. */

@@ -15,6 +15,7 @@
 #include "core/mk_error.h"
 #include "kv/mk_kv.h"
 #include "mk_guard_filter.h"
+#include "mk_output_filter.h"
 #include "store/mk_store.h"
 
 static int open_jwt(const struct mk_jwt_config *jc, struct mk_jwt **out, mk_buf *err)
@@ -73,6 +74,7 @@ int mk_services_open(const struct mk_config *cfg, uv_loop_t *loop, struct mk_ser
         rc = mk_limits_new(s->kv, &lo, &s->limits);
     }
     if (rc == 0) rc = mk_guard_open(cfg, &s->guard, err);
+    if (rc == 0) rc = mk_output_guard_open(cfg, err);
     if (rc == 0) {
         struct mk_cache_options co = {.threshold = cfg->cache.threshold,
                                       .ttl_s = cfg->cache.ttl_s,
@@ -102,6 +104,7 @@ void mk_services_free(struct mk_services *s)
 {
     if (!s) return;
     mk_guard_close(s->guard);
+    mk_output_guard_close();
     mk_cache_free(s->cache);
     mk_limits_free(s->limits);
     mk_kv_free(s->kv);

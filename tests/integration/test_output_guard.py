@@ -6,12 +6,14 @@ across chunks. The canary's own detection is unit-tested
 (tests/unit/pipeline/test_output_guard.c): its value is random per request, so the
 fake cannot be scripted to echo it."""
 import json
+import os
 import re
 import subprocess
 
+import pytest
 import requests
 
-from conftest import MAYAK_BIN, sse_events
+from conftest import MAYAK_BIN, SOURCE_DIR, sse_events
 
 
 def config(fake, guard="", provider_extra=""):
