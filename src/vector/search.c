@@ -13,8 +13,8 @@
  *               each (random access; nodes that fail the filter still route the walk
  *               but never enter the results, so a selective filter makes the walk
  *               longer rather than its answer worse);
- *      whichever is cheaper (a filter passing half or more always walks). A walk that
- *      still overruns the scan's cost (a wrong estimate) stops and the scan answers.
+ *      whichever is cheaper (a filter passing 30% or more always walks). A walk that
+ *      runs to twice its expected length (a wrong estimate) stops and the scan answers.
  *   3. Under int8 quantization the walk ranks by codes; the ef survivors are re-ranked
  *      by exact float distance before the k best are returned. Scans use floats.
  */
@@ -278,7 +278,7 @@ static int search_impl(mk_vector_index *ix, const float *query, uint32_t dim, ui
     bool filtered = f || atomic_load(&ix->deleted) > 0;
     uint32_t n = atomic_load(&ix->n);
     bool scan = exact || live <= 2 * (uint64_t)ef;
-    double scan_cost = 0;
+    double walk_dist = 0; /* distances the walk is expected to evaluate */
     if (!scan && filtered) {
         /* the set a scan would cover, and the fraction of it that passes */
         double scan_n = members ? (double)nmembers : (double)n, pass;
@@ -298,11 +298,13 @@ static int search_impl(mk_vector_index *ix, const float *query, uint32_t dim, ui
             pass = (double)cnt / (scan_n > 0 ? scan_n : 1);
         }
         double s_graph = pass * scan_n / (n ? n : 1); /* selectivity over the whole graph */
-        scan_cost = scan_n * COST_SCAN + pass * scan_n;
-        double walk_cost = (WALK_BASE + WALK_PER_PASS / (s_graph > 1e-9 ? s_graph : 1e-9)) * ef * COST_WALK;
-        /* a mostly-passing filter walks like an unfiltered search (cheap per distance),
-         * which the model's filtered-walk constants would overprice */
-        scan = s_graph < 0.5 && scan_cost <= walk_cost;
+        double scan_cost = scan_n * COST_SCAN + pass * scan_n;
+        walk_dist = (WALK_BASE + WALK_PER_PASS / (s_graph > 1e-9 ? s_graph : 1e-9)) * ef;
+        double walk_cost = walk_dist * COST_WALK;
+        /* a broad filter walks almost like an unfiltered search (cheap per distance),
+         * which the model's filtered-walk constants overprice: measured on 10k x 512-d,
+         * a 50% predicate took 0.57 ms by scan where the walk needs ~1,500 distances */
+        scan = s_graph < 0.3 && scan_cost <= walk_cost;
     }
     if (scan) {
         st.path = MK_VECTOR_PATH_BRUTE;
@@ -318,8 +320,9 @@ static int search_impl(mk_vector_index *ix, const float *query, uint32_t dim, ui
         members = NULL;
     }
 
-    /* a walk that costs more than the scan would have is stopped (see the header) */
-    uint64_t budget = filtered ? (uint64_t)(scan_cost / COST_WALK) + 4 * (uint64_t)ef : 0;
+    /* a walk that runs to twice its expected length was planned on a wrong estimate:
+     * it stops and the scan answers (see the header) */
+    uint64_t budget = filtered ? (uint64_t)(2 * walk_dist) + 4 * (uint64_t)ef : 0;
     float d0;
     uint32_t start = descend(ix, c, &q, ep, maxl, &d0);
     bool exhausted = false;
