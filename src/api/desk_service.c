@@ -26,6 +26,8 @@
 #include "core/mk_rand.h"
 #include "core/mk_time.h"
 #include "desk_int.h"
+#include "kb/mk_kb_store.h"
+#include "kb_api.h"
 #include "metrics/mk_metrics.h"
 #include "store/mk_store.h"
 
@@ -46,6 +48,15 @@ struct desk_job *desk_job_new(struct desk_svc *svc, enum desk_action a, const ch
     j->helped = -1;
     snprintf(j->tenant, sizeof j->tenant, "%s", tenant ? tenant : "default");
     if (conv) snprintf(j->conv, sizeof j->conv, "%s", conv);
+    /* The desk answers from the server's live knowledge base (what `mayak kb add` and
+     * the KB API put in the store) once it has documents; until then from its own demo
+     * set. The hold keeps that kb alive until the job (and its reply's citations) is
+     * freed, even if the server stops meanwhile; syncs change it in place under its
+     * own locks, so searching it from the pool is safe. */
+    struct mk_kb_lib *lib = mk_kb_api_hold();
+    mk_kb *kb = lib ? mk_kb_lib_kb(lib) : NULL;
+    if (kb && mk_kb_document_count(kb) > 0) j->dctx.kb = kb;
+    else if (lib) mk_kb_api_unhold();
     return j;
 }
 
@@ -58,6 +69,7 @@ void desk_job_free(struct desk_job *j)
     json_object_put(j->result);
     json_object_put(j->history);
     desk_bot_out_free(j->bot_out);
+    if (j->dctx.kb) mk_kb_api_unhold();
     free(j);
 }
 

@@ -153,7 +153,7 @@ static int bot_store(struct desk_job *j, struct mk_store_conn *c, const struct d
  * the context is kept in the job and the loop takes over (desk_action_continue). */
 static int bot_turn(struct desk_job *j, struct mk_store_conn *c, const struct mk_desk_conv *cv)
 {
-    j->dctx = (struct mk_desk_context){.bot_failures = (unsigned)cv->bot_failures};
+    j->dctx = (struct mk_desk_context){.bot_failures = (unsigned)cv->bot_failures, .kb = j->dctx.kb};
     int rc = load_context(j, c, &j->history, j->turns, &j->dctx);
     if (rc) return rc;
     if (j->svc->use_llm) {

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "api/kb_api.h"
+#include "cache/mk_cache.h"
 #include "auth/mk_auth.h"
 #include "auth/mk_roles.h"
 #include "core/mk_error.h"
@@ -53,6 +54,7 @@ struct api_kb {
     uv_prepare_t watch;
     uv_timer_t tick;
     int inflight;              /* worker jobs not yet finished (the load included) */
+    int holds;                 /* mk_kb_api_hold() not yet released: the close waits */
     bool syncing, closing;
     int handles_open;
     mk_ctx **pending;
@@ -63,6 +65,21 @@ struct api_kb {
 static struct api_kb *g_kb;    /* one app per process (mk_app_run) */
 
 struct mk_kb_lib *mk_kb_api_lib(void) { return g_kb && g_kb->state == READY ? g_kb->lib : NULL; }
+
+struct mk_kb_lib *mk_kb_api_hold(void)
+{
+    struct mk_kb_lib *lib = mk_kb_api_lib();
+    if (!lib || g_kb->closing)
+        return NULL;
+    g_kb->holds++;
+    return lib;
+}
+
+void mk_kb_api_unhold(void)
+{
+    if (g_kb && g_kb->holds > 0)
+        g_kb->holds--;
+}
 
 /* --- helpers -------------------------------------------------------------------------- */
 
@@ -670,7 +687,7 @@ static void fail_pending(struct api_kb *ak)
 static void on_watch(uv_prepare_t *p)
 {
     struct api_kb *ak = p->data;
-    if (!ak->app->stopping || ak->inflight > 0 || ak->closing)
+    if (!ak->app->stopping || ak->inflight > 0 || ak->holds > 0 || ak->closing)
         return;
     ak->closing = true;
     fail_pending(ak);
@@ -714,6 +731,16 @@ static void load_work(uv_work_t *w)
         ak->lib = NULL;
 }
 
+/* Cached answers may quote a document that just changed or went away: every cache
+ * of the process forgets them (the cache keeps no per-document index, and changes
+ * are rare next to questions). Runs on the thread that changed the kb. */
+static void kb_changed(void *arg, const char *const *doc_ids, size_t n)
+{
+    (void)arg;
+    (void)doc_ids;
+    if (n) mk_cache_invalidate_all();
+}
+
 static void load_done(uv_work_t *w, int status)
 {
     struct api_kb *ak = w->data;
@@ -727,6 +754,7 @@ static void load_done(uv_work_t *w, int status)
         return;
     }
     ak->state = READY;
+    mk_kb_on_change(mk_kb_lib_kb(ak->lib), kb_changed, NULL);
     char d[32], c[32];
     snprintf(d, sizeof d, "%zu", mk_kb_document_count(mk_kb_lib_kb(ak->lib)));
     snprintf(c, sizeof c, "%zu", mk_kb_chunk_count(mk_kb_lib_kb(ak->lib)));

@@ -24,4 +24,11 @@ int mk_kb_api_start(mk_app *app);
  * app runs. */
 struct mk_kb_lib *mk_kb_api_lib(void);
 
+/* mk_kb_api_lib(), plus a hold: the library is not freed at shutdown until every hold
+ * is released with mk_kb_api_unhold(), so a worker may still be searching it (or a
+ * reply may still point at its strings) while the server stops. NULL (and no hold)
+ * while loading, after a failed load or once closing. Loop thread only, both calls. */
+struct mk_kb_lib *mk_kb_api_hold(void);
+void mk_kb_api_unhold(void);
+
 #endif

@@ -95,13 +95,13 @@ static bool confident(const struct mk_kb_result *r, double threshold)
 }
 
 /* Searches each collection (NULL = all) in one language and merges by fused score. */
-static int search_in(const mk_desk *d, const char *q, const char *lang, const char *const *colls, size_t ncolls,
+static int search_in(mk_kb *kb, const char *q, const char *lang, const char *const *colls, size_t ncolls,
                      struct mk_kb_result *out, struct mk_kb_result *tmp)
 {
     size_t n = 0;
     for (size_t c = 0; c < (ncolls ? ncolls : 1); c++) {
         struct mk_kb_search_opts o = {.lang = lang, .agent = ncolls ? colls[c] : NULL, .k = SEARCH_K};
-        int got = mk_kb_search_hybrid(d->kb, q, &o, ncolls > 1 ? tmp : out, NULL);
+        int got = mk_kb_search_hybrid(kb, q, &o, ncolls > 1 ? tmp : out, NULL);
         if (got < 0) return got;
         if (ncolls <= 1) return got;
         /* Several collections: merge, skipping chunks already present (shared ones). */
@@ -157,7 +157,7 @@ static bool promote_confident(struct mk_kb_result *res, int n, double threshold)
 /* The user's language, then (for Kazakh) Russian, then every language; the first
  * search with a confident best result wins. *best_n keeps the largest non-empty
  * result for "low confidence vs nothing at all". */
-static int retrieve(const mk_desk *d, const char *q, const char *lang, const char *const *colls, size_t ncolls,
+static int retrieve(mk_kb *kb, const char *q, const char *lang, const char *const *colls, size_t ncolls,
                     double threshold, struct mk_kb_result *res, struct mk_kb_result *tmp, int *any)
 {
     const char *order[3] = {lang, NULL, NULL};
@@ -165,7 +165,7 @@ static int retrieve(const mk_desk *d, const char *q, const char *lang, const cha
     if (strcmp(lang, "kk") == 0) order[norder++] = "ru";
     order[norder++] = NULL;
     for (size_t i = 0; i < norder; i++) {
-        int n = search_in(d, q, order[i], colls, ncolls, res, tmp);
+        int n = search_in(kb, q, order[i], colls, ncolls, res, tmp);
         if (n < 0) return n;
         if (n > *any) *any = n;
         /* Insertion sort: stable and n <= SEARCH_K (qsort is neither needed nor stable). */
@@ -293,13 +293,15 @@ int mk_desk_respond(const mk_desk *d, const char *text, const struct mk_desk_con
         return MK_ENOMEM;
     }
     struct mk_kb_result *tmp = res + SEARCH_K;
+    /* The caller's knowledge base (the server's live one) when it gives one. */
+    mk_kb *kb = ctx && ctx->kb ? ctx->kb : d->kb;
     const struct mk_desk_agent *a = &d->agents[r->agent_index];
     int any = 0, n = 0;
     /* Unsure triage without the LLM's opinion: the whole knowledge base decides, and a
      * confident passage of one agent's collection gives the message to that agent. */
-    if (!r->triage.unsure) n = retrieve(d, q, r->lang, a->knowledge, a->nknowledge, a->escalation_threshold, res, tmp, &any);
+    if (!r->triage.unsure) n = retrieve(kb, q, r->lang, a->knowledge, a->nknowledge, a->escalation_threshold, res, tmp, &any);
     if (n == 0 && rc == 0) {
-        n = retrieve(d, q, r->lang, NULL, 0, a->escalation_threshold, res, tmp, &any);
+        n = retrieve(kb, q, r->lang, NULL, 0, a->escalation_threshold, res, tmp, &any);
         if (n > 0 && res[0].hit.agent && res[0].hit.agent[0]) {
             int owner = mk_desk_agent_find(d, res[0].hit.agent);
             if (owner >= 0 && owner != r->agent_index) {
@@ -333,7 +335,7 @@ int mk_desk_respond(const mk_desk *d, const char *text, const struct mk_desk_con
         mk_buf b = MK_BUF_INIT;
         const struct mk_kb_result *cited[MK_DESK_MAX_CITATIONS];
         size_t ncited = 0;
-        rc = desk_compose(d->kb, r->lang, res, (size_t)n, &b, cited, &ncited);
+        rc = desk_compose(kb, r->lang, res, (size_t)n, &b, cited, &ncited);
         for (size_t i = 0; i < ncited && rc == 0; i++) cite(r, cited[i]);
         if (rc == 0) rc = mk_buf_append_str(&b, "\n\n");
         if (rc == 0) rc = desk_sources(r->lang, r->citations, r->ncitations, &b);

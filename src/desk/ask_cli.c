@@ -3,11 +3,16 @@
  * command line: one QUESTION from the arguments, or one per line from standard
  * input (one JSON line each), with the agents, classifier and knowledge base loaded
  * once. It uses the local responder (no LLM), so it works offline and in tests.
+ *
+ * Knowledge: the documents `mayak kb add` persisted in the store (store.url, else
+ * <data_dir>/mayak.db), loaded the way the server loads them, so `ask` answers what
+ * the running desk would; when the store has none, the embedded demo set.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "config/mk_config.h"
 #include "core/mk_buf.h"
@@ -15,6 +20,8 @@
 #include "core/mk_rand.h"
 #include "core/mk_utf8.h"
 #include "desk/mk_desk.h"
+#include "kb/mk_kb_store.h"
+#include "store/mk_store.h"
 
 static const char usage[] =
     "usage: mayak ask [QUESTION...] [--json] [--config FILE] [--kb FILE.jsonl]... [--no-demo]\n"
@@ -24,7 +31,9 @@ static const char usage[] =
     "  --json         print JSON: {agent, confidence, answer, citations, escalate, reason, ...}\n"
     "  --config FILE  take the agents from FILE's agents: section\n"
     "  --kb FILE      add documents from a JSON-lines file: {id, lang, text, title?, source?, agent?}\n"
-    "  --no-demo      do not load the demo knowledge base\n";
+    "  --no-demo      do not load the demo knowledge base\n"
+    "  Documents added with `mayak kb add` (in the store under data_dir, or store.url) are\n"
+    "  searched when there are any; otherwise the demo knowledge base is.\n";
 
 /* Invalid UTF-8 bytes and control characters other than tab become spaces. */
 static void clean_text(char *s, size_t len)
@@ -118,9 +127,43 @@ static int answer_one(const mk_desk *d, char *q, bool json, mk_buf *out)
     return 0;
 }
 
+/* Opens the store the server uses and loads its knowledge base into *lib (*store and
+ * *lib stay NULL when there is no store yet: a missing SQLite file is not created just
+ * to find it empty). Returns 0, or 1 after printing why the store could not be read. */
+static int open_stored(const struct mk_config *cfg, const char *data_dir, struct mk_store **store,
+                       struct mk_kb_lib **lib)
+{
+    mk_buf url = MK_BUF_INIT, err = MK_BUF_INIT;
+    if (cfg && cfg->store_url && *cfg->store_url) {
+        mk_buf_append_str(&url, cfg->store_url);
+    } else if (data_dir && *data_dir) {
+        mk_buf_printf(&url, "%s/mayak.db", data_dir);
+        struct stat st;
+        if (url.data && stat(url.data, &st) != 0) {
+            mk_buf_release(&url);
+            return 0;
+        }
+    } else {
+        return 0;
+    }
+    int rc = url.data ? mk_store_open(url.data, NULL, store, &err) : MK_ENOMEM;
+    struct mk_kb_lib_options lo = {.load = true};
+    if (rc == 0) rc = mk_kb_lib_open(*store, &lo, lib, &err);
+    if (rc) {
+        fprintf(stderr, "mayak ask: cannot load the knowledge base from the store: %s%s%s\n", mk_strerror(rc),
+                err.data ? ": " : "", err.data ? err.data : "");
+        mk_kb_lib_free(*lib);
+        *lib = NULL;
+        mk_store_free(*store);
+        *store = NULL;
+    }
+    mk_buf_release(&url);
+    mk_buf_release(&err);
+    return rc ? 1 : 0;
+}
+
 int mk_desk_ask_cli_main(int argc, char **argv, const char *data_dir)
 {
-    (void)data_dir; /* the persisted knowledge base is the kb module's to load (see the report) */
     bool json = false, demo = true;
     const char *config_path = NULL;
     const char *kb_files[16];
@@ -179,9 +222,18 @@ int mk_desk_ask_cli_main(int argc, char **argv, const char *data_dir)
         }
         mk_config_diags_release(&diags);
     }
-    mk_kb *kb = NULL;
+    mk_kb *kb = NULL;        /* owned: the demo and/or --kb files */
+    mk_kb *use = NULL;       /* what the desk searches (NULL = its own demo set) */
     mk_desk *d = NULL;
-    if (!demo || nkb) {
+    struct mk_store *store = NULL;
+    struct mk_kb_lib *lib = NULL;
+    status = open_stored(cfg, data_dir, &store, &lib);
+    mk_kb *stored = lib ? mk_kb_lib_kb(lib) : NULL;
+    if (status == 0 && stored && mk_kb_document_count(stored) > 0) {
+        /* The store's documents replace the demo; --kb files join them in memory only. */
+        use = stored;
+        for (size_t i = 0; i < nkb && status == 0; i++) status = load_jsonl(stored, kb_files[i]);
+    } else if (status == 0 && (!demo || nkb)) {
         kb = mk_kb_new();
         if (!kb) status = 1;
         if (status == 0 && demo) {
@@ -192,9 +244,10 @@ int mk_desk_ask_cli_main(int argc, char **argv, const char *data_dir)
             }
         }
         for (size_t i = 0; i < nkb && status == 0; i++) status = load_jsonl(kb, kb_files[i]);
+        use = kb;
     }
     if (status == 0) {
-        struct mk_desk_options o = {.config = cfg, .kb = kb};
+        struct mk_desk_options o = {.config = cfg, .kb = use};
         int rc = mk_desk_new(&o, &d);
         if (rc) {
             fprintf(stderr, "mayak ask: cannot start the desk: %s\n", mk_strerror(rc));
@@ -223,5 +276,7 @@ int mk_desk_ask_cli_main(int argc, char **argv, const char *data_dir)
     mk_buf_release(&question);
     mk_desk_free(d);
     mk_kb_free(kb);
+    mk_kb_lib_free(lib);
+    mk_store_free(store);
     return status;
 }

@@ -126,6 +126,9 @@ struct mk_desk_context {
     size_t nturns;
     const char *prev_agent;      /* id of the agent that answered last; NULL = none */
     unsigned bot_failures;       /* earlier bot replies that failed (reply->failed) */
+    mk_kb *kb;                   /* search this knowledge base instead of the desk's own
+                                    (borrowed: it must outlive the reply, whose citations
+                                    point into it); NULL = the desk's */
 };
 
 /* --- Triage ------------------------------------------------------------------------ */

@@ -110,3 +110,32 @@ def test_hostile_input_is_answered_not_crashed(tmp_path):
     assert rc == 0, err
     rows = [json.loads(l) for l in out.strip().splitlines()]
     assert len(rows) == 3
+
+
+FROB = ("# Frobnicator 3000\n\nThe Frobnicator 3000 is the office's desk gadget.\n\n"
+        "## Reset\n\nTo reset the Frobnicator 3000, hold the blue button for 7 seconds until the lamp blinks.\n")
+
+
+def test_answers_from_documents_added_to_the_store(tmp_path):
+    """`mayak kb add` persists a document under data_dir; `mayak ask` with the same config
+    answers from it (not from the demo set, which only stands in for an empty store)."""
+    cfg = tmp_path / "mayak.yaml"
+    cfg.write_text(f"data_dir: {tmp_path / 'data'}\n", encoding="utf-8")
+    # Before anything is added: the demo knowledge base answers.
+    rc, out, err = ask(["How do I reset my password?", "--json", "--config", str(cfg)], cwd=tmp_path)
+    assert rc == 0, err
+    assert json.loads(out)["citations"][0]["id"] == "password-reset"
+
+    doc = tmp_path / "frobnicator.md"
+    doc.write_text(FROB, encoding="utf-8")
+    p = subprocess.run([MAYAK_BIN, "kb", "add", str(doc), "--agent", "hardware", "--config", str(cfg)],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=60 * SLOW)
+    assert p.returncode == 0, p.stderr
+    rc, out, err = ask(["How do I reset the Frobnicator 3000?", "--json", "--config", str(cfg)], cwd=tmp_path)
+    assert rc == 0, err
+    r = json.loads(out)
+    assert not r["escalate"], r
+    assert r["agent"] == "hardware"
+    assert r["citations"][0]["id"] == "frobnicator"
+    assert r["citations"][0]["url"] == str(doc)
+    assert "blue button for 7 seconds" in r["answer"]

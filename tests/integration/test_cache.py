@@ -2,6 +2,7 @@
 semantic hits never reach the provider, antonyms miss, hits replay as SSE, per-request
 opt-outs, per-group switch, and the invalidation API."""
 import json
+import os
 
 import requests
 
@@ -137,3 +138,31 @@ def test_invalidation_api(fake, mayak_factory):
     assert m.chat("invalidate me", temperature=0).headers["x-mayak-cache"] == "miss"
     r = requests.post(url, json={"all": True}, timeout=10)
     assert r.status_code == 200 and r.json()["invalidated"] == 1
+
+
+def test_knowledge_base_change_invalidates_cached_answers(fake, mayak_factory, workdir):
+    """Cached answers may quote the knowledge base: when a document changes (here
+    re-ingested by the CLI, in another process) the cache forgets its answers once the
+    server picks the change up."""
+    import subprocess
+    from conftest import MAYAK_BIN, openai_config, wait_for
+    cfg = openai_config(fake.url)
+    doc = os.path.join(workdir, "vpn-address.md")
+
+    def ingest(text, config_path):
+        with open(doc, "w") as f:
+            f.write(text)
+        res = subprocess.run([MAYAK_BIN, "kb", "add", doc, "--agent", "network", "--config", config_path],
+                             cwd=workdir, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+
+    m = mayak_factory(cfg)
+    ingest("# VPN address\n\nConnect to vpn.example.com with the corporate client.\n", m.config_path)
+    wait_for(lambda: requests.get(m.url + "/api/v1/kb/stats", timeout=5).json().get("documents", 0) >= 1,
+             timeout=15, interval=0.5, what="the server to load the document")
+    body = dict(temperature=0)
+    m.chat("what is the VPN address?", **body)
+    assert m.chat("what is the VPN address?", **body).headers["x-mayak-cache"] == "hit-exact"
+    ingest("# VPN address\n\nConnect to vpn2.example.com with the new corporate client.\n", m.config_path)
+    wait_for(lambda: m.chat("what is the VPN address?", **body).headers["x-mayak-cache"] == "miss",
+             timeout=15, interval=0.5, what="the cache to be invalidated by the kb change")

@@ -3,11 +3,12 @@ defaults: conversations, the bot's answers with citations, dedupe of resent mess
 escalation and the queue, operators claiming (one wins), the bot's silence while an
 operator owns a conversation, hand-back, resolution, ratings, analytics, /metrics and
 the web pages' caching. Operator calls use an operator API key made with the CLI."""
+import os
 import subprocess
 
 import requests
 
-from conftest import MAYAK_BIN, SLOW
+from conftest import MAYAK_BIN, SLOW, wait_for
 
 API = "/api/v1/desk"
 
@@ -180,3 +181,36 @@ def test_bot_answers_through_the_llm_pipeline(mayak_factory, fake):
     bodies = [x.get("body") or x for x in (seen if isinstance(seen, list) else seen.get("requests", []))]
     assert any("Wi-Fi" in str(b) for b in bodies), seen  # the passages went to the LLM
     assert 'mayak_llm_requests_total{model_group="default"' in m.metrics()
+
+
+def test_bot_answers_from_documents_added_with_the_cli(mayak_factory, workdir):
+    """The desk searches the server's live knowledge base: a document `mayak kb add`
+    stored for the hardware agent is what the bot answers and cites."""
+    doc = os.path.join(workdir, "frobnicator.md")
+    with open(doc, "w", encoding="utf-8") as f:
+        f.write("# Frobnicator 3000\n\nThe Frobnicator 3000 is the office's desk gadget.\n\n## Reset\n\n"
+                "To reset the Frobnicator 3000, hold the blue button for 7 seconds until the lamp blinks.\n")
+    # The CLI and the server share data_dir (the server's config also names its port).
+    data = os.path.join(workdir, "frob-data")
+    cfg = os.path.join(workdir, "cli.yaml")
+    with open(cfg, "w", encoding="utf-8") as f:
+        f.write(f"data_dir: {data}\n")
+    p = subprocess.run([MAYAK_BIN, "kb", "add", doc, "--agent", "hardware", "--config", cfg],
+                       cwd=workdir, capture_output=True, text=True, timeout=60 * SLOW)
+    assert p.returncode == 0, p.stderr
+    m = mayak_factory(f"listen: 127.0.0.1:{{port}}\ndata_dir: {data}\n")
+    wait_for(lambda: requests.get(m.url + "/api/v1/kb/stats", timeout=5).json().get("documents") == 1,
+             timeout=30, what="the server to load the CLI's document")
+
+    r = requests.post(m.url + API + "/conversations", json={"channel": "web", "lang": "en"}, timeout=10)
+    assert r.status_code == 201, r.text
+    cid, token = r.json()["conversation"]["id"], r.json()["token"]
+    r = requests.post(f"{m.url}{API}/conversations/{cid}/messages", headers={"X-Desk-Token": token},
+                      json={"text": "How do I reset the Frobnicator 3000?"}, timeout=30 * SLOW)
+    assert r.status_code == 200, r.text
+    bot = r.json()["replies"][0]
+    assert bot["role"] == "bot" and bot["agent"] == "hardware", bot
+    assert bot["citations"] and bot["citations"][0]["id"] == "frobnicator", bot
+    assert bot["citations"][0]["url"] == doc
+    assert "blue button for 7 seconds" in bot["text"]
+    assert r.json()["conversation"]["state"] == "bot"

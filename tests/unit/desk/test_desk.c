@@ -3,6 +3,7 @@
  * with citations, the LLM leg (request shape, completion, escalation marker), and
  * agents from a config. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/mk_error.h"
@@ -75,7 +76,7 @@ Test(desk, triage_held_out_phrasings)
     for (size_t i = 0; i < n; i++) {
         const char *got = route(held_out[i].text, NULL);
         if (strcmp(got, held_out[i].agent) == 0) ok++;
-        else cr_log_warn("'%s' went to %s, expected %s", held_out[i].text, got, held_out[i].agent);
+        else fprintf(stderr, "note: '%s' went to %s, expected %s\n", held_out[i].text, got, held_out[i].agent);
     }
     /* A classifier trained on ~20 examples per agent: at least 17 of 20 right. */
     cr_assert_geq(ok, 17, "only %zu of %zu held-out phrasings routed right", ok, n);
