@@ -94,7 +94,8 @@ int mk_buf_append_json_string(mk_buf *b, const char *s, size_t len)
                 rc = mk_buf_append(b, "\xEF\xBF\xBD", 3);
                 i++;
             } else {
-                /* U+2028/2029 are valid JSON but break JavaScript eval'd lines. */
+                /* Valid multi-byte characters are copied as they are (U+2028/2029
+                 * included: valid JSON, and no client of ours evals JSON as script). */
                 rc = mk_buf_append(b, s + i, n);
                 i += n;
             }
