@@ -6,6 +6,7 @@
  * "base64" (the openai SDKs ask for it by default), as base64 of little-endian
  * float32 values.
  */
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "core/mk_limits.h"
 #include "core/mk_time.h"
 #include "mk_api.h"
+#include "embed/mk_embed.h"
 #include "mk_upstream.h"
 
 struct embed_state {
@@ -140,6 +142,56 @@ static const struct mk_attempt_ops embed_ops = {
 
 static void embed_terminal(mk_ctx *ctx) { mk_attempt_begin(ctx->terminal_state); }
 
+/* ---- the built-in embedder, served as model "mayak-embed" ----------------------- */
+
+/* One embedder per process, made on first use: it holds no per-call state, so every
+ * loop may share it, and it needs no model download. */
+static mk_embedder *builtin;
+static pthread_once_t builtin_once = PTHREAD_ONCE_INIT;
+static void make_builtin(void)
+{
+    if (mk_embedder_new(NULL, &builtin) != 0) builtin = NULL;
+}
+
+static mk_embedder *mk_embed_builtin(void)
+{
+    pthread_once(&builtin_once, make_builtin);
+    return builtin;
+}
+
+static void answer_builtin(mk_ctx *ctx, const char **inputs, size_t n, bool base64)
+{
+    mk_embedder *e = mk_embed_builtin();
+    if (!e) {
+        mk_api_fail(ctx, MK_ENOMEM, NULL);
+        return;
+    }
+    uint32_t dim = mk_embedder_dim(e);
+    float *vec = malloc(sizeof *vec * dim);
+    struct embed_state st = {.base64 = base64, .vectors = json_object_new_array()};
+    int64_t tokens = 0;
+    int rc = vec ? 0 : MK_ENOMEM;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        size_t len = strlen(inputs[i]);
+        rc = mk_embed_text(e, inputs[i], len, vec);
+        if (rc != 0) break;
+        json_object *arr = json_object_new_array_ext((int)dim);
+        for (uint32_t k = 0; k < dim; k++) json_object_array_add(arr, json_object_new_double(vec[k]));
+        json_object_array_add(st.vectors, arr);
+        tokens += (int64_t)(len / 4 + 1); /* the same estimate the local responder uses */
+    }
+    free(vec);
+    if (rc != 0) {
+        json_object_put(st.vectors);
+        mk_api_fail(ctx, rc, rc == MK_EBADUTF8 ? "input is not valid UTF-8" : NULL);
+        return;
+    }
+    st.at.ctx = ctx;
+    st.usage.prompt_tokens = st.usage.total_tokens = tokens;
+    respond(&st);
+    json_object_put(st.vectors);
+}
+
 void mk_api_embeddings(mk_ctx *ctx)
 {
     if (mk_api_parse_body(ctx) != 0) return;
@@ -186,6 +238,10 @@ void mk_api_embeddings(mk_ctx *ctx)
             return;
         }
         inputs[i] = json_object_get_string(item);
+    }
+    if (strcmp(ctx->model, MK_BUILTIN_EMBED_MODEL) == 0) {
+        answer_builtin(ctx, inputs, n, base64);
+        return;
     }
     if (mk_api_bind_group(ctx) != 0) return;
     struct embed_state *st = mk_pool_alloc(ctx->pool, sizeof *st);

@@ -84,6 +84,9 @@ void mk_api_stream_end(mk_ctx *ctx, bool done_marker);
  * were not streamed, the local responder and cache hits. */
 void mk_api_reply_completion(mk_ctx *ctx, const char *completion_json, size_t len);
 
+/* The built-in embedder's model name on /v1/embeddings and /v1/models. */
+#define MK_BUILTIN_EMBED_MODEL "mayak-embed"
+
 /* Route handlers. */
 void mk_api_chat(mk_ctx *ctx);
 /* The chat route after the body is parsed (ctx->body set): validation, model group,

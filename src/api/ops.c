@@ -38,6 +38,7 @@ void mk_api_models(mk_ctx *ctx)
         add_model(data, gc->name, gc->name);
         for (size_t a = 0; a < gc->naliases; a++) add_model(data, gc->aliases[a], gc->name);
     }
+    add_model(data, MK_BUILTIN_EMBED_MODEL, MK_BUILTIN_EMBED_MODEL);
     json_object_object_add(root, "data", data);
     send_json_object(ctx, 200, root);
 }

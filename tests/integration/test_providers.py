@@ -105,3 +105,21 @@ def test_openai_embeddings_float_and_base64(fake, mayak_factory):
     assert all(abs(x - y) < 1e-6 for x, y in zip(decoded, vec))
     r = requests.post(m.url + "/v1/embeddings", json={"model": "default", "input": [[1, 2, 3]]}, timeout=10)
     assert r.status_code == 400
+
+
+def test_builtin_embedder_is_served_as_mayak_embed(mayak_factory):
+    """No provider needed: the built-in embedder answers as model "mayak-embed"."""
+    import math
+    import requests
+    m = mayak_factory()
+    models = {d["id"] for d in requests.get(m.url + "/v1/models", timeout=5).json()["data"]}
+    assert "mayak-embed" in models
+    r = requests.post(m.url + "/v1/embeddings", json={"model": "mayak-embed",
+                      "input": ["Не работает принтер", "Принтер не печатает", "Как оплатить счёт"]}, timeout=10)
+    assert r.status_code == 200, r.text
+    vecs = [d["embedding"] for d in r.json()["data"]]
+    assert len(vecs) == 3 and len(vecs[0]) == len(vecs[1]) > 0
+    assert abs(math.sqrt(sum(x * x for x in vecs[0])) - 1.0) < 1e-3, "vectors are unit length"
+    cos = lambda a, b: sum(x * y for x, y in zip(a, b))
+    assert cos(vecs[0], vecs[1]) > cos(vecs[0], vecs[2]), "similar questions are closer"
+    assert r.json()["usage"]["prompt_tokens"] > 0
