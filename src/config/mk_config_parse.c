@@ -1167,23 +1167,35 @@ static void parse_provider(struct cfg_ctx *c, struct fy_node *n, struct cfg_loc 
     if (t >= 0 && (int)p->type == t) provider_defaults_and_checks(c, p, &s);
 }
 
+/* The common start of a list of entries (providers, agents, webhooks): dereferences
+ * *v, accepts an empty value, and reports a value that is not a list or is too long.
+ * Returns how many items to read (0 = nothing to do) and sets *at to the list's place. */
+static int list_begin(struct cfg_ctx *c, struct fy_node **v, struct cfg_loc keyloc, const char *expected,
+                      const char *too_many, int max, struct cfg_loc *at)
+{
+    *at = node_loc(*v, keyloc);
+    if (*v && !(*v = deref(c, *v, *at))) return 0;
+    if (is_null_scalar(*v)) return 0;
+    if (!fy_node_is_sequence(*v)) {
+        cfg_error(c, *at, "%s, got %s", expected, kind_of(*v));
+        return 0;
+    }
+    int count = fy_node_sequence_item_count(*v);
+    if (count > max) {
+        cfg_error(c, *at, "%s (%d; the limit is %d)", too_many, count, max);
+        return 0;
+    }
+    return count > 0 ? count : 0;
+}
+
 static void parse_providers(struct cfg_ctx *c, struct fy_node *v, struct cfg_loc keyloc, void *obj)
 {
     struct mk_config *cfg = obj;
-    struct cfg_loc at = node_loc(v, keyloc);
+    struct cfg_loc at;
     c->have_providers_key = true;
-    if (v && !(v = deref(c, v, at))) return;
-    if (is_null_scalar(v)) return;
-    if (!fy_node_is_sequence(v)) {
-        cfg_error(c, at, "providers: expected a list of providers (- name: ... type: ...), got %s", kind_of(v));
-        return;
-    }
-    int count = fy_node_sequence_item_count(v);
-    if (count <= 0) return;
-    if (count > MK_MAX_PROVIDERS) {
-        cfg_error(c, at, "providers: too many providers (%d; the limit is %d)", count, MK_MAX_PROVIDERS);
-        return;
-    }
+    int count = list_begin(c, &v, keyloc, "providers: expected a list of providers (- name: ... type: ...)",
+                           "providers: too many providers", MK_MAX_PROVIDERS, &at);
+    if (count == 0) return;
     cfg->providers = calloc((size_t)count, sizeof *cfg->providers);
     c->provider_name = calloc((size_t)count, sizeof *c->provider_name);
     if (!cfg->providers || !c->provider_name) {
@@ -1401,19 +1413,10 @@ static void parse_agent_examples(struct cfg_ctx *c, struct fy_node *n, struct cf
 static void parse_agents(struct cfg_ctx *c, struct fy_node *v, struct cfg_loc keyloc, void *obj)
 {
     struct mk_config *cfg = obj;
-    struct cfg_loc at = node_loc(v, keyloc);
-    if (v && !(v = deref(c, v, at))) return;
-    if (is_null_scalar(v)) return;
-    if (!fy_node_is_sequence(v)) {
-        cfg_error(c, at, "agents: expected a list of agents (- id: ... examples: [...]), got %s", kind_of(v));
-        return;
-    }
-    int count = fy_node_sequence_item_count(v);
-    if (count <= 0) return;
-    if (count > CFG_MAX_AGENTS) {
-        cfg_error(c, at, "agents: too many agents (%d; the limit is %d)", count, CFG_MAX_AGENTS);
-        return;
-    }
+    struct cfg_loc at;
+    int count = list_begin(c, &v, keyloc, "agents: expected a list of agents (- id: ... examples: [...])",
+                           "agents: too many agents", CFG_MAX_AGENTS, &at);
+    if (count == 0) return;
     cfg->agents = calloc((size_t)count, sizeof *cfg->agents);
     if (!cfg->agents) {
         c->nomem = true;
@@ -1467,19 +1470,10 @@ static void parse_bus_url(struct cfg_ctx *c, struct fy_node *v, struct cfg_loc k
 static void parse_webhooks(struct cfg_ctx *c, struct fy_node *v, struct cfg_loc keyloc, void *obj)
 {
     struct mk_config *cfg = obj;
-    struct cfg_loc at = node_loc(v, keyloc);
-    if (v && !(v = deref(c, v, at))) return;
-    if (is_null_scalar(v)) return;
-    if (!fy_node_is_sequence(v)) {
-        cfg_error(c, at, "webhooks: expected a list (- url: ... secret: ... events: [...]), got %s", kind_of(v));
-        return;
-    }
-    int count = fy_node_sequence_item_count(v);
-    if (count <= 0) return;
-    if (count > MK_MAX_PROVIDERS) {
-        cfg_error(c, at, "webhooks: too many entries (%d; the limit is %d)", count, MK_MAX_PROVIDERS);
-        return;
-    }
+    struct cfg_loc at;
+    int count = list_begin(c, &v, keyloc, "webhooks: expected a list (- url: ... secret: ... events: [...])",
+                           "webhooks: too many entries", MK_MAX_PROVIDERS, &at);
+    if (count == 0) return;
     cfg->webhooks = calloc((size_t)count, sizeof *cfg->webhooks);
     if (!cfg->webhooks) {
         c->nomem = true;
