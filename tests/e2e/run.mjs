@@ -63,10 +63,28 @@ async function step(name, fn) {
     console.log(`not ok - ${name}: ${e && e.stack ? e.stack : e}`);
     for (const [label, p] of Object.entries(ctx.pages || {})) {
       try { await p.screenshot({ path: join(ART, `failed-${label}.png`), fullPage: true }); } catch { /* closed */ }
+      try { console.log(`  # ${label}: ${await pageState(p)}`); } catch { /* closed */ }
     }
   }
 }
 function check(cond, msg) { if (!cond) throw new Error(msg); }
+// What a failed step leaves on a page, so a failure in CI can be read without the
+// screenshots: the chat's state and conversation, the notes and the last messages.
+async function pageState(page) {
+  return page.evaluate(() => {
+    const chat = document.querySelector('#chat');
+    const texts = (sel) => Array.from(document.querySelectorAll(sel)).slice(-4)
+      .map((n) => (n.dataset.role ? n.dataset.role + ': ' : '') + n.textContent.trim().slice(0, 160));
+    return JSON.stringify({
+      url: location.pathname + location.search,
+      state: chat ? chat.dataset.state : undefined,
+      conversation: chat ? chat.dataset.conversation : undefined,
+      conn: (document.querySelector('#conn') || {}).className,
+      notes: texts('.note'),
+      messages: texts('.msg'),
+    });
+  });
+}
 const shot = (page, name) => page.screenshot({ path: join(ART, `${name}.png`), fullPage: true });
 
 // Logs in to the console or admin page; enrols TOTP on the first login of the key.
@@ -140,13 +158,21 @@ try {
 
   // 2. The user asks for a person; an operator sees it in the queue and claims it.
   await step('a user asks for a person and waits in the queue', async () => {
-    const user = ctx.pages.user;
-    await user.evaluate(() => localStorage.clear());
+    // A new visitor: the first page closes (its socket with it) before the storage
+    // is cleared, so nothing of the first conversation can come back.
+    await ctx.pages.user.close();
+    const user = await browser.newPage();
+    ctx.pages.user = user;
     await user.goto(`${USER}/?lang=en`);
+    await user.evaluate(() => localStorage.clear());
+    await user.reload();
     await user.waitForSelector('#conn:not(.off)');
+    await user.waitForSelector('#chat[data-state=bot]');
     await user.fill('#input', 'My printer prints blank pages');
     await user.click('#send');
     await user.waitForSelector('.msg[data-role=bot]');
+    const afterAnswer = await user.getAttribute('#chat', 'data-state');
+    check(afterAnswer === 'bot', `the bot keeps the conversation after its answer: ${await pageState(user)}`);
     await user.click('#human');
     await user.waitForSelector('#chat[data-state=waiting_operator]');
     await user.waitForSelector('#queue-position[data-position="1"]');
