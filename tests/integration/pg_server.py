@@ -245,9 +245,10 @@ class PgServer:
 
 @pytest.fixture
 def pg_server():
-    """A running PgServer for one test, stopped and removed afterwards. Skips the test
-    when PostgreSQL is not installed."""
+    """A running PgServer for one test, stopped and removed afterwards. Fails the test
+    when PostgreSQL is not installed: scripts/install-deps.sh --test installs it, so a
+    missing server is a broken machine, never a quiet pass."""
     if not find_bindir():
-        pytest.skip("PostgreSQL server binaries not installed")
+        pytest.fail("PostgreSQL server binaries are missing: run scripts/install-deps.sh --test")
     with PgServer() as pg:
         yield pg

@@ -175,7 +175,7 @@ def test_history_window_and_erasure_report(mayak_factory, workdir):
 def redis_server():
     exe = shutil.which("redis-server")
     if not exe:
-        pytest.skip("redis-server is not installed")
+        pytest.fail("redis-server is missing: run scripts/install-deps.sh --test")
     port = free_port()
     p = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -300,7 +300,7 @@ def test_cli_memory(mayak_factory, workdir):
 def test_postgres_variant(mayak_factory, workdir):
     from pg_server import PgServer, find_bindir
     if not find_bindir():
-        pytest.skip("PostgreSQL server binaries are not installed")
+        pytest.fail("PostgreSQL server binaries are missing: run scripts/install-deps.sh --test")
     with PgServer() as pg:
         # keys live in the store: anonymous loopback callers (tenant "local") here
         cfg = f"listen: 127.0.0.1:{{port}}\nstore: {{url: '{pg.url('postgres')}'}}\naudit: {{enabled: false}}\n"

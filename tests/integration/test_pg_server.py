@@ -7,7 +7,9 @@ import pytest
 
 from pg_server import PgServer, find_bindir, pg_server  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.skipif(not find_bindir(), reason="PostgreSQL server binaries not installed")
+
+def test_postgres_is_installed():
+    assert find_bindir(), "PostgreSQL server binaries are missing: run scripts/install-deps.sh --test"
 
 
 def test_start_query_restart(pg_server):  # noqa: F811
