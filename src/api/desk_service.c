@@ -9,11 +9,9 @@
  * in-process) with the outgoing webhooks of config `webhooks:` subscribed to it, the
  * TOTP registry for console logins, console sessions, and a timer that refreshes the
  * analytics gauges of /metrics. The bus and the webhooks are read from the config of
- * the generation serving when the desk opens: changing them needs a restart.
- * One setting still comes from the environment until the config has a desk section:
- *   MAYAK_DESK_ANALYTICS_MS    how often the /metrics desk gauges refresh (default 5000)
+ * the generation serving when the desk opens: changing them needs a restart, and so
+ * does `desk.analytics_refresh_ms`, the refresh interval of those gauges.
  */
-#include <errno.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,20 +259,6 @@ static void on_watch(uv_prepare_t *p)
     uv_close((uv_handle_t *)p, handle_closed);
 }
 
-static long env_ms(const char *name, long def)
-{
-    const char *s = getenv(name);
-    if (!s || !*s) return def;
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || v < 100 || v > 3600000) {
-        mk_log(MK_LOG_WARN, "desk_env_ignored", "name", name, "value", s, NULL);
-        return def;
-    }
-    return v;
-}
-
 struct desk_svc *desk_service(mk_ctx *ctx, mk_buf *why)
 {
     mk_app *app = ctx->app;
@@ -341,8 +325,7 @@ struct desk_svc *desk_service(mk_ctx *ctx, mk_buf *why)
     uv_prepare_start(&svc->watch, on_watch);
     uv_timer_init(app->loop, &svc->tick);
     svc->tick.data = svc;
-    long every = env_ms("MAYAK_DESK_ANALYTICS_MS", 5000);
-    uv_timer_start(&svc->tick, on_tick, 0, (uint64_t)every);
+    uv_timer_start(&svc->tick, on_tick, 0, cfg->desk.analytics_refresh_ms);
     uv_unref((uv_handle_t *)&svc->tick);
     svc->handles_open = 2;
     g_desk = svc;

@@ -13,11 +13,9 @@
  * so two processes sharing Redis share sessions. The app frees its services (kv
  * included) when it stops; a prepare handle notices app->stopping, waits for our work
  * in flight, saves the indexes and frees the rest. (Better: open it with the other
- * services; it is here until mk_services has a memory member.) Settings the config
- * has no section for yet come from the environment:
- *   MAYAK_MEMORY_SESSION_TTL_S  session TTL in seconds (default 3600)
- *   MAYAK_MEMORY_RETENTION_DAYS retention of every kind in days (default 30; 0 = keep)
- *   MAYAK_MEMORY_SYNC_MS        how often other processes' writes are replayed (default 1000)
+ * services; it is here until mk_services has a memory member.) Its settings are the
+ * config's `memory:` section (session TTL, retention per kind, sync interval), read
+ * when the service opens.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -58,20 +56,6 @@ static bool g_failed;             /* opening failed once: answer 503 without ret
 
 #define SWEEP_EVERY_MS (10u * 60 * 1000)
 #define CHECKPOINT_EVERY_MS (5u * 60 * 1000)
-
-static long env_long(const char *name, long def, long lo, long hi)
-{
-    const char *s = getenv(name);
-    if (!s || !*s) return def;
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || v < lo || v > hi) {
-        mk_log(MK_LOG_WARN, "memory_env_ignored", "name", name, "value", s, NULL);
-        return def;
-    }
-    return v;
-}
 
 static void handle_closed(uv_handle_t *h)
 {
@@ -183,9 +167,17 @@ static struct api_mem *memory_service(mk_ctx *ctx, mk_buf *why)
     int rc = url.data ? mk_store_open(url.data, NULL, &am->store, why) : MK_ENOMEM;
     mk_buf_release(&url);
     struct mk_memory_options o = {.data_dir = cfg->data_dir};
-    o.session_ttl_ms = (uint32_t)env_long("MAYAK_MEMORY_SESSION_TTL_S", 3600, 60, 7 * 24 * 3600) * 1000u;
-    long days = env_long("MAYAK_MEMORY_RETENTION_DAYS", 30, 0, 36500);
-    for (int k = 0; k < MK_MEMORY_KIND_COUNT; k++) o.retention_ms[k] = days ? days * 24ll * 3600 * 1000 : -1;
+    const struct mk_memory_config *mc = &cfg->memory;
+    o.session_ttl_ms = mc->session_ttl_s * 1000u;
+    const int per_kind[MK_MEMORY_KIND_COUNT] = {
+        [MK_MEMORY_EPISODES] = mc->retention.episodes, [MK_MEMORY_SKILLS] = mc->retention.skills,
+        [MK_MEMORY_FACTS] = mc->retention.facts,       [MK_MEMORY_LINKS] = mc->retention.links,
+        [MK_MEMORY_HISTORY] = mc->retention.history,
+    };
+    for (int k = 0; k < MK_MEMORY_KIND_COUNT; k++) {
+        int days = per_kind[k] >= 0 ? per_kind[k] : mc->retention_days;
+        o.retention_ms[k] = days ? days * 24ll * 3600 * 1000 : -1; /* 0 days = keep */
+    }
     if (rc == 0) rc = mk_memory_open(am->store, app->services->kv, &o, &am->mem, why);
     if (rc) {
         mk_log(MK_LOG_ERROR, "memory_unavailable", "error", mk_strerror(rc), "reason", why->data ? why->data : "", NULL);
@@ -200,8 +192,7 @@ static struct api_mem *memory_service(mk_ctx *ctx, mk_buf *why)
     uv_prepare_start(&am->watch, on_watch);
     uv_timer_init(app->loop, &am->tick);
     am->tick.data = am;
-    long every = env_long("MAYAK_MEMORY_SYNC_MS", 1000, 50, 3600000);
-    uv_timer_start(&am->tick, on_tick, (uint64_t)every, (uint64_t)every);
+    uv_timer_start(&am->tick, on_tick, mc->sync_ms, mc->sync_ms);
     uv_unref((uv_handle_t *)&am->tick);
     am->last_sweep_ms = am->last_checkpoint_ms = uv_now(app->loop);
     am->handles_open = 2;

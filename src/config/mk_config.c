@@ -282,6 +282,11 @@ static struct mk_config *config_new(const char *source)
     cfg->workers = 1;
     cfg->audit.enabled = true;
     cfg->auth.jwt.clock_skew_s = 60;
+    cfg->memory.session_ttl_s = 3600;
+    cfg->memory.sync_ms = 1000;
+    cfg->memory.retention_days = 30;
+    cfg->memory.retention = (struct mk_memory_retention_config){-1, -1, -1, -1, -1};
+    cfg->desk.analytics_refresh_ms = 5000;
     if (!cfg->source || !cfg->listen_host || !cfg->data_dir || !cfg->log_level) {
         mk_config_free(cfg);
         return NULL;

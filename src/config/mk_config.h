@@ -195,6 +195,23 @@ struct mk_bus_config {
     uint32_t max_pending;    /* publish queue bound in events; 0 = the bus's default */
 };
 
+/* memory: agent memory (docs/MEMORY.md). Retention in days per kind; 0 keeps forever,
+ * -1 (not in the file) takes `retention_days`, whose own default is 30. */
+struct mk_memory_retention_config {
+    int episodes, skills, facts, links, history;
+};
+struct mk_memory_config {
+    uint32_t session_ttl_s;  /* sliding session lifetime; default 3600 */
+    uint32_t sync_ms;        /* how often other processes' writes are replayed; default 1000 */
+    int retention_days;      /* every kind unless overridden; default 30; 0 = keep */
+    struct mk_memory_retention_config retention;
+};
+
+/* desk: support desk settings that are not agents (docs/CONFIG.md). */
+struct mk_desk_config {
+    uint32_t analytics_refresh_ms; /* the /metrics desk gauges; default 5000 */
+};
+
 /* One outgoing webhook (`webhooks:`, docs/BUS.md): matching events are POSTed, signed. */
 struct mk_webhook_config {
     char *name;              /* for logs and metrics; default "webhook-<position>" */
@@ -233,6 +250,8 @@ struct mk_config {
     struct mk_agent_config *agents; /* support desk agents; NULL/0 = built-in defaults */
     size_t nagents;
     struct mk_bus_config bus;
+    struct mk_memory_config memory;
+    struct mk_desk_config desk;
     struct mk_webhook_config *webhooks;
     size_t nwebhooks;
 };

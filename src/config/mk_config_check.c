@@ -253,6 +253,14 @@ void cfg_check(struct cfg_ctx *c)
     check_model_names(c);
     check_deployments(c);
     check_default_group(c);
+    /* Accepted so that files written for a later version still load, but said plainly:
+     * one process runs one event loop today. */
+    struct cfg_loc nowhere = {0, 0};
+    if (c->cfg->workers > 1)
+        cfg_warn(c, nowhere,
+                 "workers: %d: this version runs one event loop per process; to use more cores run several "
+                 "processes behind HAProxy or nginx (docs/CONFIG.md)",
+                 c->cfg->workers);
 }
 
 /* ---- reload --------------------------------------------------------------------------- */

@@ -308,6 +308,29 @@ static const struct key_spec bus_keys[] = {
 };
 static const struct key_table bus_table = TABLE("bus", bus_keys);
 
+/* Retention is bounded at a century: longer is a typo, not a policy. */
+static const struct key_spec retention_keys[] = {
+    KNUM("episodes", KK_INT, struct mk_memory_retention_config, episodes, 0, 36500),
+    KNUM("skills", KK_INT, struct mk_memory_retention_config, skills, 0, 36500),
+    KNUM("facts", KK_INT, struct mk_memory_retention_config, facts, 0, 36500),
+    KNUM("links", KK_INT, struct mk_memory_retention_config, links, 0, 36500),
+    KNUM("history", KK_INT, struct mk_memory_retention_config, history, 0, 36500),
+};
+static const struct key_table retention_table = TABLE("memory retention", retention_keys);
+
+static const struct key_spec memory_keys[] = {
+    KNUM("session_ttl_s", KK_U32, struct mk_memory_config, session_ttl_s, 60, 7 * 24 * 3600),
+    KNUM("sync_ms", KK_U32, struct mk_memory_config, sync_ms, 50, 3600000),
+    KNUM("retention_days", KK_INT, struct mk_memory_config, retention_days, 0, 36500),
+    {.name = "retention", .kind = KK_MAP, .off = offsetof(struct mk_memory_config, retention), .sub = &retention_table},
+};
+static const struct key_table memory_table = TABLE("memory", memory_keys);
+
+static const struct key_spec desk_keys[] = {
+    KNUM("analytics_refresh_ms", KK_U32, struct mk_desk_config, analytics_refresh_ms, 100, 3600000),
+};
+static const struct key_table desk_table = TABLE("desk", desk_keys);
+
 static const struct key_spec webhook_keys[] = {
     {.name = "name", .kind = KK_NAME, .off = offsetof(struct mk_webhook_config, name)},
     {.name = "url", .kind = KK_URL, .off = offsetof(struct mk_webhook_config, url), .flags = KF_REQUIRED},
@@ -340,6 +363,8 @@ static const struct key_spec top_keys[] = {
     {.name = "agents", .kind = KK_FN, .fn = parse_agents},
     {.name = "bus", .kind = KK_MAP, .off = offsetof(struct mk_config, bus), .sub = &bus_table},
     {.name = "webhooks", .kind = KK_FN, .fn = parse_webhooks},
+    {.name = "memory", .kind = KK_MAP, .off = offsetof(struct mk_config, memory), .sub = &memory_table},
+    {.name = "desk", .kind = KK_MAP, .off = offsetof(struct mk_config, desk), .sub = &desk_table},
 };
 static const struct key_table top_table = {"top level", top_keys, sizeof top_keys / sizeof top_keys[0], true};
 
@@ -361,6 +386,9 @@ FITS(cache_keys);
 FITS(agent_keys);
 FITS(bus_keys);
 FITS(webhook_keys);
+FITS(retention_keys);
+FITS(memory_keys);
+FITS(desk_keys);
 
 /* ---- nodes, places, budget ------------------------------------------------------- */
 

@@ -115,8 +115,13 @@ Test(config, deploy_example_loads_field_by_field)
     cr_assert_str_eq(cfg->log_level, "info");
     cr_assert(cfg->access_log);
     cr_assert_eq(cfg->drain_timeout_ms, 30000);
-    cr_assert_eq(cfg->workers, 2);
+    cr_assert_eq(cfg->workers, 1);
     cr_assert_str_eq(cfg->default_model_group, "ru-default");
+    cr_assert_eq(cfg->memory.session_ttl_s, 3600);
+    cr_assert_eq(cfg->memory.retention_days, 30);
+    cr_assert_eq(cfg->memory.retention.history, 14);
+    cr_assert_eq(cfg->memory.retention.facts, -1, "a kind the file leaves out takes retention_days");
+    cr_assert_eq(cfg->desk.analytics_refresh_ms, 5000);
 
     cr_assert_eq(cfg->nproviders, 7);
     const struct mk_provider_config *p = mk_config_find_provider(cfg, "local-vllm");
@@ -569,6 +574,55 @@ Test(config, bad_listen_addresses)
     cr_assert_eq(load("listen: 0.0.0.0:443\n", &cfg, &d), 0);
     cr_assert_str_eq(cfg->listen_host, "0.0.0.0");
     cr_assert_eq(cfg->listen_port, 443);
+    mk_config_free(cfg);
+    mk_config_diags_release(&d);
+}
+
+Test(config, memory_and_desk_sections)
+{
+    struct mk_config *cfg = NULL;
+    struct mk_config_diags d;
+    int rc = load("memory:\n  session_ttl_s: 120\n  sync_ms: 250\n  retention_days: 0\n"
+                  "  retention: {episodes: 90, links: 1}\ndesk: {analytics_refresh_ms: 1000}\n",
+                  &cfg, &d);
+    if (rc) dump(&d);
+    cr_assert_eq(rc, 0);
+    cr_assert_eq(cfg->memory.session_ttl_s, 120);
+    cr_assert_eq(cfg->memory.sync_ms, 250);
+    cr_assert_eq(cfg->memory.retention_days, 0);
+    cr_assert_eq(cfg->memory.retention.episodes, 90);
+    cr_assert_eq(cfg->memory.retention.links, 1);
+    cr_assert_eq(cfg->memory.retention.skills, -1);
+    cr_assert_eq(cfg->desk.analytics_refresh_ms, 1000);
+    mk_config_free(cfg);
+    mk_config_diags_release(&d);
+
+    /* Defaults without the sections. */
+    rc = load("log_level: info\n", &cfg, &d);
+    cr_assert_eq(rc, 0);
+    cr_assert_eq(cfg->memory.session_ttl_s, 3600);
+    cr_assert_eq(cfg->memory.sync_ms, 1000);
+    cr_assert_eq(cfg->memory.retention_days, 30);
+    cr_assert_eq(cfg->desk.analytics_refresh_ms, 5000);
+    mk_config_free(cfg);
+    mk_config_diags_release(&d);
+
+    expect_one_error("memory: {session_ttl_s: 5}\n", "5}", "session_ttl_s: must be at least 60");
+    expect_one_error("memory: {retention: {facts: -3}}\n", "-3", "facts: must not be negative");
+    expect_one_error("memory: {retention: {fact: 3}}\n", "fact", "did you mean 'facts'");
+    expect_one_error("desk: {analytics_refresh_ms: 10}\n", "10}", "analytics_refresh_ms: must be at least 100");
+}
+
+Test(config, workers_above_one_warns)
+{
+    struct mk_config *cfg = NULL;
+    struct mk_config_diags d;
+    cr_assert_eq(load("workers: 4\n", &cfg, &d), 0);
+    cr_assert_not(mk_config_diags_has_errors(&d));
+    bool warned = false;
+    for (size_t i = 0; i < d.count; i++)
+        if (d.items[i].warning && strstr(d.items[i].message, "one event loop per process")) warned = true;
+    cr_assert(warned, "workers > 1 says that one loop runs");
     mk_config_free(cfg);
     mk_config_diags_release(&d);
 }
