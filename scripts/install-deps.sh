@@ -31,7 +31,8 @@ BUILD_PACKAGES=(
 TEST_PACKAGES=(
   libcriterion-dev        # C unit tests
   clang llvm libclang-rt-14-dev   # libFuzzer, ASan/UBSan runtime
-  python3 python3-pytest python3-requests
+  python3 python3-pytest python3-requests python3-websocket
+  haproxy                 # several nodes behind a real load balancer (test_cluster.py)
   prometheus              # promtool check metrics, a real scrape
   redis-server            # real Redis for the kv and limits tests
   postgresql              # real PostgreSQL for the store tests (started by the tests)

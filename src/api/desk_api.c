@@ -651,13 +651,13 @@ static void login_done(struct desk_job *j, int rc)
         json_object_object_add(o, "secret", json_object_new_string(l->secret.base32));
         send_json(ctx, 200, o);
     } else {
-        char token[44];
-        if (desk_session_new(j->svc, &l->who, token) != 0) {
+        mk_buf token = MK_BUF_INIT;
+        if (desk_session_new(j->svc, &l->who, &token) != 0) {
             mk_api_fail(ctx, MK_ENOMEM, NULL);
         } else {
             json_object *o = json_object_new_object();
             json_object_object_add(o, "status", json_object_new_string("ok"));
-            json_object_object_add(o, "session", json_object_new_string(token));
+            json_object_object_add(o, "session", json_object_new_string(token.data));
             json_object *op = json_object_new_object();
             json_object_object_add(op, "id", json_object_new_string(l->who.id));
             json_object_object_add(op, "role", json_object_new_string(mk_role_name(l->who.role)));
@@ -666,6 +666,7 @@ static void login_done(struct desk_job *j, int rc)
             json_object_object_add(o, "expires_in_s", json_object_new_int64(DESK_SESSION_TTL_MS / 1000));
             send_json(ctx, 200, o);
         }
+        mk_buf_release(&token);
     }
     mk_buf_release(&l->uri);
     sodium_memzero(l, sizeof *l);
@@ -799,18 +800,16 @@ void mk_api_desk(mk_ctx *ctx)
         mk_buf why = MK_BUF_INIT;
         struct desk_svc *svc = desk_service(ctx, &why);
         mk_buf_release(&why);
-        const struct mk_principal *who =
-            svc ? desk_session_find(svc, mk_pool_strndup(ctx->pool, sh.ptr, sh.len)) : NULL;
-        if (!who) {
-            mk_api_fail_code(ctx, MK_EUNAUTHORIZED, "console_login_required", "the console session expired; log in");
-            return;
-        }
         struct mk_principal *copy = mk_pool_alloc(ctx->pool, sizeof *copy);
         if (!copy) {
             mk_api_fail(ctx, MK_ENOMEM, NULL);
             return;
         }
-        *copy = *who;
+        if (!svc || sh.len > DESK_SESSION_TOKEN_MAX ||
+            !desk_session_find(svc, mk_pool_strndup(ctx->pool, sh.ptr, sh.len), copy)) {
+            mk_api_fail_code(ctx, MK_EUNAUTHORIZED, "console_login_required", "the console session expired; log in");
+            return;
+        }
         ctx->principal_rec = copy;
         ctx->principal = copy->id;
         ctx->tenant = copy->tenant;

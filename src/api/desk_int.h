@@ -32,12 +32,15 @@ struct desk_client;
 /* Recent turns handed to the desk as the conversation's context. */
 #define DESK_CONTEXT_TURNS 12
 
+/* A console session token that was logged out (desk_session.c): its MAC, kept until
+ * the token would have expired. */
 struct desk_session {
-    char token[44];                 /* URL-safe base64 of 32 random bytes */
-    struct mk_principal who;
+    unsigned char mac[32];          /* crypto_auth_BYTES */
     int64_t expires_ms;
     struct desk_session *next;
 };
+/* Longest session token accepted (they are about 400 bytes). */
+#define DESK_SESSION_TOKEN_MAX 2048
 
 struct desk_svc {
     mk_app *app;
@@ -53,8 +56,11 @@ struct desk_svc {
     bool closing, analytics_running;
     bool use_llm;                   /* a provider other than "local" is configured */
     struct desk_client *clients;    /* live WebSocket clients (chat and operator) */
-    struct desk_session *sessions;
+    struct mk_bus_sub *relay_sub;   /* other nodes' live updates (desk_relay.c); NULL on inproc */
+    char origin[25];                /* this process's random id in the updates it relays */
+    struct desk_session *sessions;  /* revoked console sessions */
     size_t nsessions;
+    unsigned char session_key[32];  /* MAC key of console session tokens (desk_session.c) */
 };
 
 /* The process's desk, opened on first use; NULL (and a reason in why) when it cannot
@@ -149,13 +155,38 @@ void desk_hub_refresh_queue(struct desk_svc *svc, const char *tenant);
 void desk_hub_close_all(struct desk_svc *svc);
 size_t desk_hub_operator_count(const struct desk_svc *svc);
 
+/* ---- live updates for every node (desk_relay.c) ------------------------------------- */
+
+/* Each sends `ev` (not consumed) to this node's matching clients, like desk_hub_*, and
+ * relays it through the bus to the other nodes' clients (amqp bus only). */
+void desk_live_to_conversation(struct desk_svc *svc, const char *tenant, const char *conv, json_object *ev);
+void desk_live_to_operators(struct desk_svc *svc, const char *tenant, json_object *ev);
+void desk_live_to_both(struct desk_svc *svc, const char *tenant, const char *conv, json_object *ev);
+void desk_live_refresh_queue(struct desk_svc *svc, const char *tenant);
+/* Tells the other nodes that a console session was logged out. */
+void desk_live_session_end(struct desk_svc *svc, const unsigned char mac[32], int64_t expires_ms);
+/* Subscribes to the other nodes' updates when the bus crosses processes. 0 or the
+ * bus's error. desk_relay_stop (before the bus is freed) ends it; accepts never-started. */
+int desk_relay_start(struct desk_svc *svc);
+void desk_relay_stop(struct desk_svc *svc);
+
 /* ---- console sessions (desk_service.c) ------------------------------------------------ */
 
-/* A new session for a verified principal; token_out gets its token. 0 or MK_ENOMEM. */
-int desk_session_new(struct desk_svc *svc, const struct mk_principal *who, char token_out[44]);
-/* The principal of a live session, or NULL. */
-const struct mk_principal *desk_session_find(struct desk_svc *svc, const char *token);
+/* Derives the token key from <data_dir>/auth.secret. 0 or mk_auth_secret_load's error. */
+int desk_session_init(struct desk_svc *svc, const char *data_dir, mk_buf *err);
+/* A new session token for a verified principal, valid on every node sharing the
+ * server secret, into token_out (reset first). 0 or MK_ENOMEM. */
+int desk_session_new(struct desk_svc *svc, const struct mk_principal *who, mk_buf *token_out);
+/* True, with *out the principal, when token is a live session of ours (signed,
+ * unexpired, not logged out). */
+bool desk_session_find(struct desk_svc *svc, const char *token, struct mk_principal *out);
+/* Logs a session out on this node and, through the relay, on the others. */
 void desk_session_end(struct desk_svc *svc, const char *token);
+/* Adds a MAC to the deny list (from a logout here or on another node). */
+void desk_session_revoke_mac(struct desk_svc *svc, const unsigned char mac[32], int64_t expires_ms);
+/* Drops deny-list entries past their expiry; frees the whole list. */
+void desk_sessions_expire(struct desk_svc *svc);
+void desk_sessions_free(struct desk_svc *svc);
 
 /* ---- helpers ------------------------------------------------------------------------- */
 

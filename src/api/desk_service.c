@@ -95,75 +95,6 @@ int desk_job_submit(struct desk_job *j)
     return rc;
 }
 
-/* ---- console sessions ----------------------------------------------------------------- */
-
-static void sessions_expire(struct desk_svc *svc)
-{
-    int64_t now = mk_wall_ms();
-    struct desk_session **pp = &svc->sessions;
-    while (*pp) {
-        struct desk_session *s = *pp;
-        if (s->expires_ms <= now) {
-            *pp = s->next;
-            sodium_memzero(s, sizeof *s);
-            free(s);
-            svc->nsessions--;
-        } else {
-            pp = &s->next;
-        }
-    }
-}
-
-int desk_session_new(struct desk_svc *svc, const struct mk_principal *who, char token_out[44])
-{
-    sessions_expire(svc);
-    if (svc->nsessions >= DESK_MAX_SESSIONS) { /* drop the oldest (the list's tail) */
-        struct desk_session **pp = &svc->sessions;
-        while (*pp && (*pp)->next) pp = &(*pp)->next;
-        if (*pp) {
-            free(*pp);
-            *pp = NULL;
-            svc->nsessions--;
-        }
-    }
-    struct desk_session *s = calloc(1, sizeof *s);
-    if (!s) return MK_ENOMEM;
-    unsigned char raw[32];
-    mk_rand_bytes(raw, sizeof raw);
-    sodium_bin2base64(s->token, sizeof s->token, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    s->who = *who;
-    s->expires_ms = mk_wall_ms() + DESK_SESSION_TTL_MS;
-    s->next = svc->sessions;
-    svc->sessions = s;
-    svc->nsessions++;
-    memcpy(token_out, s->token, sizeof s->token);
-    return 0;
-}
-
-const struct mk_principal *desk_session_find(struct desk_svc *svc, const char *token)
-{
-    if (!token || strlen(token) != 43) return NULL;
-    int64_t now = mk_wall_ms();
-    for (struct desk_session *s = svc->sessions; s; s = s->next)
-        if (sodium_memcmp(s->token, token, 43) == 0) return s->expires_ms > now ? &s->who : NULL;
-    return NULL;
-}
-
-void desk_session_end(struct desk_svc *svc, const char *token)
-{
-    if (!token) return;
-    for (struct desk_session **pp = &svc->sessions; *pp; pp = &(*pp)->next) {
-        if (strlen(token) == 43 && sodium_memcmp((*pp)->token, token, 43) == 0) {
-            struct desk_session *s = *pp;
-            *pp = s->next;
-            sodium_memzero(s, sizeof *s);
-            free(s);
-            svc->nsessions--;
-            return;
-        }
-    }
-}
-
 /* ---- analytics gauges -------------------------------------------------------------------- */
 
 static int analytics_work(struct desk_job *j, struct mk_store_conn *c)
@@ -201,7 +132,7 @@ static void on_tick(uv_timer_t *t)
 {
     struct desk_svc *svc = t->data;
     if (svc->closing) return;
-    sessions_expire(svc);
+    desk_sessions_expire(svc);
     if (svc->analytics_running) return;
     struct desk_job *j = desk_job_new(svc, DESK_A_RATE, NULL, NULL);
     if (!j) return;
@@ -237,15 +168,11 @@ static void on_watch(uv_prepare_t *p)
         desk_hub_close_all(svc);
     }
     if (svc->inflight > 0 || svc->clients) return;
-    sessions_expire(svc);
-    while (svc->sessions) {
-        struct desk_session *s = svc->sessions;
-        svc->sessions = s->next;
-        sodium_memzero(s, sizeof *s);
-        free(s);
-    }
+    desk_sessions_expire(svc);
+    desk_sessions_free(svc);
     mk_webhooks_free(g_hooks); /* before the bus: it holds a subscription */
     g_hooks = NULL;
+    desk_relay_stop(svc);
     mk_bus_free(svc->bus);
     svc->bus = NULL;
     mk_totp_free(svc->totp);
@@ -287,6 +214,7 @@ struct desk_svc *desk_service(mk_ctx *ctx, mk_buf *why)
     mk_buf_release(&url);
     if (rc == 0) rc = mk_desk_migrate(svc->store, why);
     if (rc == 0) rc = mk_totp_open(svc->store, cfg->data_dir, &svc->totp, why);
+    if (rc == 0) rc = desk_session_init(svc, cfg->data_dir, why);
     if (rc == 0) {
         /* Answers come from an LLM when one is configured; with only the local
          * provider (the embedded default) the desk composes them itself. */
@@ -308,6 +236,7 @@ struct desk_svc *desk_service(mk_ctx *ctx, mk_buf *why)
         rc = mk_webhooks_new(app->loop, svc->bus, NULL, cfg->webhooks, cfg->nwebhooks, NULL, &g_hooks, why);
         if (rc) mk_buf_append_str(why, " (webhooks)");
     }
+    if (rc == 0 && (rc = desk_relay_start(svc)) != 0) mk_buf_printf(why, "cannot subscribe to the other nodes' live updates: %s", mk_strerror(rc));
     if (rc) {
         mk_log(MK_LOG_ERROR, "desk_unavailable", "error", mk_strerror(rc), "reason", why->data ? why->data : "", NULL);
         mk_webhooks_free(g_hooks);

@@ -348,8 +348,7 @@ static void message_consequences(struct desk_job *j, const struct mk_desk_msg *m
     json_object_object_add(p, "message", mk_desk_msg_json(m));
     publish(j, MK_BUS_CONVERSATION_MESSAGE, p);
     json_object *ev = msg_event(j->conv, m);
-    desk_hub_to_conversation(j->svc, j->tenant, j->conv, ev, NULL);
-    desk_hub_to_operators(j->svc, j->tenant, ev);
+    desk_live_to_both(j->svc, j->tenant, j->conv, ev);
     json_object_put(ev);
     if (!first_of_role) return;
     /* Time to first response: the bot from the start, an operator from the escalation. */
@@ -374,9 +373,9 @@ void desk_action_broadcast(struct desk_job *j)
     const struct mk_desk_conv *cv = &j->after;
     if (j->state_changed || j->action == DESK_A_RATE) {
         json_object *ev = state_event(j);
-        desk_hub_to_conversation(j->svc, j->tenant, j->conv, ev, NULL);
+        desk_live_to_conversation(j->svc, j->tenant, j->conv, ev);
         json_object_object_add(ev, "type", json_object_new_string("conversation"));
-        desk_hub_to_operators(j->svc, j->tenant, ev);
+        desk_live_to_operators(j->svc, j->tenant, ev);
         json_object_put(ev);
     }
     if (j->state_changed) {
@@ -411,7 +410,7 @@ void desk_action_broadcast(struct desk_job *j)
             json_object_put(p); /* back to the bot: a transition, not one of the bus's events */
             break;
         }
-        desk_hub_refresh_queue(j->svc, j->tenant);
+        desk_live_refresh_queue(j->svc, j->tenant);
     }
     if (j->action == DESK_A_RATE) {
         char score[8];

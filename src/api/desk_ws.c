@@ -617,8 +617,9 @@ void mk_api_ws_operator(mk_ctx *ctx)
         return;
     }
     mk_buf_release(&why);
-    const struct mk_principal *who = desk_session_find(svc, desk_query(ctx, "session"));
-    if (!who) {
+    struct mk_principal who_buf;
+    const struct mk_principal *who = &who_buf;
+    if (!desk_session_find(svc, desk_query(ctx, "session"), &who_buf)) {
         mk_api_fail_code(ctx, MK_EUNAUTHORIZED, "console_login_required",
                          "log in to the console first (POST /api/v1/desk/login)");
         return;

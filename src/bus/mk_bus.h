@@ -65,6 +65,11 @@
 #define MK_BUS_CONVERSATION_CLAIMED "conversation.claimed"
 #define MK_BUS_CONVERSATION_RESOLVED "conversation.resolved"
 #define MK_BUS_CONVERSATION_RATED "conversation.rated"
+/* Internal events, between Mayak nodes, all under "mayak.": webhooks never deliver
+ * them, not even to a webhook that wants every event. */
+#define MK_BUS_INTERNAL_PREFIX "mayak."
+/* A live desk update for the other nodes' WebSocket clients (src/api/desk_relay.c). */
+#define MK_BUS_DESK_LIVE "mayak.desk.live"
 
 /* A handler's return value when it will finish later with mk_bus_delivery_done. */
 #define MK_BUS_LATER 1

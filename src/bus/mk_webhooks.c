@@ -98,6 +98,7 @@ bool mk_webhook_verify(const char *secret, size_t secret_len, const char *header
 
 static bool hook_matches(const struct hook *h, const char *type)
 {
+    if (strncmp(type, MK_BUS_INTERNAL_PREFIX, strlen(MK_BUS_INTERNAL_PREFIX)) == 0) return false;
     if (h->cfg.nevents == 0) return true;
     for (size_t i = 0; i < h->cfg.nevents; i++)
         if (mk_bus_topic_match(h->cfg.events[i], type)) return true;

@@ -327,6 +327,7 @@ void mk_config_free(struct mk_config *cfg)
     free(cfg->auth.jwt.tenant_claim);
     free(cfg->auth.jwt.role_claim);
     free(cfg->audit.hash);
+    free(cfg->audit.chain);
     free(cfg->guard.injection);
     free(cfg->guard.pii);
     free(cfg->guard.jurisdiction);

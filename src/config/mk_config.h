@@ -156,6 +156,8 @@ struct mk_limits_config {
 struct mk_audit_config {
     bool enabled;            /* default true */
     char *hash;              /* "streebog256" (default) | "sha256" */
+    char *chain;             /* this process's chain; NULL = "main". One writer per chain:
+                              * nodes sharing a store each need their own. */
 };
 
 /* The input guard: prompt injection and personal data (docs/GUARD.md, docs/PII.md). */

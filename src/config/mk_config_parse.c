@@ -259,6 +259,7 @@ static const struct key_table limits_table = TABLE("limits", limits_keys);
 static const struct key_spec audit_keys[] = {
     {.name = "enabled", .kind = KK_BOOL, .off = offsetof(struct mk_audit_config, enabled)},
     {.name = "hash", .kind = KK_WORD, .off = offsetof(struct mk_audit_config, hash), .words = audit_hashes},
+    {.name = "chain", .kind = KK_NAME, .off = offsetof(struct mk_audit_config, chain)},
 };
 static const struct key_table audit_table = TABLE("audit", audit_keys);
 

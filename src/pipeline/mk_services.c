@@ -60,6 +60,7 @@ int mk_services_open(const struct mk_config *cfg, uv_loop_t *loop, struct mk_ser
     if (rc == 0 && cfg->audit.enabled) {
         struct mk_audit_options ao = {0};
         if (cfg->audit.hash) ao.hash = (enum mk_audit_hash)mk_audit_hash_parse(cfg->audit.hash);
+        ao.chain = cfg->audit.chain;
         rc = mk_audit_open(s->store, cfg->data_dir, &ao, &s->audit, err);
     }
     if (rc == 0) rc = mk_keys_open(s->store, cfg->data_dir, NULL, &s->keys, err);
