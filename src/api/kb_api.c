@@ -542,9 +542,9 @@ static void h_add(struct api_kb *ak, mk_ctx *ctx)
             }
         }
         if (!j->data || !copy(ctx, &j->s1, name)) {
+            bool no_memory = !j->data; /* copy() answered the request itself otherwise */
             job_free(j);
-            if (!j->data)
-                mk_api_fail(ctx, MK_ENOMEM, NULL);
+            if (no_memory) mk_api_fail(ctx, MK_ENOMEM, NULL);
             return;
         }
         j->format = f;

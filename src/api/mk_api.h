@@ -99,6 +99,12 @@ void mk_api_metrics(mk_ctx *ctx);
 void mk_api_healthz(mk_ctx *ctx);
 void mk_api_readyz(mk_ctx *ctx);
 void mk_api_usage(mk_ctx *ctx);
+/* keys_api.c: /api/v1/admin/keys (keys.manage; the paths' {id} is read by each). */
+void mk_api_admin_keys_create(mk_ctx *ctx);
+void mk_api_admin_keys_list(mk_ctx *ctx);
+void mk_api_admin_keys_get(mk_ctx *ctx);
+void mk_api_admin_keys_rotate(mk_ctx *ctx);
+void mk_api_admin_keys_revoke(mk_ctx *ctx);
 
 /* Parses a JSON request body within Mayak's limits (size, depth, strict UTF-8).
  * On success *out is owned by the caller (json_object_put). On failure returns
@@ -140,6 +146,28 @@ int mk_api_internal_chat(struct mk_app *app, json_object *request,
  * MK_EINVAL, MK_ENOMEM. Loop thread only. */
 int mk_api_desk_answer(struct mk_app *app, const mk_desk *desk, const char *text, const struct mk_desk_context *ctx,
                        void (*done)(struct mk_desk_reply *r, int rc, void *arg), void *arg);
+
+/* ---- the desk's LLM answers without a server (ask_llm.c; `mayak ask`) -------------- */
+
+typedef struct mk_api_asker mk_api_asker;
+
+/* Opens what the desk's LLM calls need outside the server, as mk_app_run would: an
+ * event loop, the generation (router) built from cfg, the services (store, audit,
+ * keys, kv, guards, cache; data_dir is created) and the upstream HTTP client. Takes
+ * ownership of cfg in every case. Returns 0 and *out, or an MK_E* code with a
+ * sentence in why (*out NULL). Not thread-safe: one thread uses an asker. */
+int mk_api_asker_open(struct mk_config *cfg, mk_api_asker **out, mk_buf *why);
+/* Answers text as the server's desk does (mk_api_desk_answer: triage, retrieval, the
+ * answer request through the pipeline, escalation on failure), running the asker's
+ * loop until the reply is in. use(r, arg) is called once with the reply, valid during
+ * the call only, before this returns 0. desk must have been made with use_llm (else it
+ * answers locally) and outlive the call; ctx may be NULL. Returns 0, MK_EINVAL,
+ * MK_ENOMEM, or MK_EINTERNAL when the loop ran dry without an answer (use not called). */
+int mk_api_asker_answer(mk_api_asker *a, const mk_desk *desk, const char *text, const struct mk_desk_context *ctx,
+                        void (*use)(const struct mk_desk_reply *r, void *arg), void *arg);
+/* Closes everything (the audit log is flushed) and frees the asker. Accepts NULL. */
+void mk_api_asker_free(mk_api_asker *a);
+
 /* routes.c -> internal_chat.c: the end of an internal request (ctx->req == NULL).
  * Calls the caller's done and frees the request's pool (and ctx with it). */
 void mk_api_internal_finish(mk_ctx *ctx, int status, const char *body, size_t len);

@@ -46,6 +46,12 @@ static const struct route routes[] = {
     {"GET", "/readyz", "readyz", mk_api_readyz, false, NO_AUTH},
     {"GET", "/api/v1/usage", "usage", mk_api_usage, true, MK_PERM_USAGE_READ},
     {"POST", "/api/v1/cache/invalidate", "cache_invalidate", mk_api_cache_invalidate, true, MK_PERM_ADMIN_CONFIG},
+    /* API keys (keys_api.c): admins only; the secret is in the create/rotate answer, once */
+    {"POST", "/api/v1/admin/keys", "admin_keys_create", mk_api_admin_keys_create, true, MK_PERM_KEYS_MANAGE},
+    {"GET", "/api/v1/admin/keys", "admin_keys_list", mk_api_admin_keys_list, true, MK_PERM_KEYS_MANAGE},
+    {"GET", "/api/v1/admin/keys/", "admin_keys_get", mk_api_admin_keys_get, true, MK_PERM_KEYS_MANAGE},
+    {"POST", "/api/v1/admin/keys/", "admin_keys_rotate", mk_api_admin_keys_rotate, true, MK_PERM_KEYS_MANAGE},
+    {"DELETE", "/api/v1/admin/keys/", "admin_keys_revoke", mk_api_admin_keys_revoke, true, MK_PERM_KEYS_MANAGE},
     /* agent memory: every role's agents use their tenant's memory; erasure and sweeps
      * check for admin.users inside (memory_api.c) */
     {"GET", "/api/v1/memory/", "memory", mk_api_memory, true, MK_PERM_CHAT},

@@ -2,12 +2,14 @@
  * mk_keys: API key registry (store-backed) and the in-memory verification cache.
  * See mk_keys.h for the format, hashing and the cache's freshness rule.
  */
+#include <inttypes.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth/mk_keys.h"
 #include "core/mk_error.h"
@@ -251,7 +253,10 @@ static void random_b62(char *out, size_t n)
     out[n] = '\0';
 }
 
-/* Inserts rec with a fresh id and secret (retrying an id collision). */
+/* Inserts rec with a fresh id and secret (retrying an id collision). A collision is
+ * found by the insert changing no row (ON CONFLICT DO NOTHING), never by a failed
+ * statement: inside a transaction (mk_keys_rotate) a failed statement would abort the
+ * whole transaction on PostgreSQL, and the retry could not succeed. */
 static int insert_new(struct mk_keys *k, struct mk_store_conn *c, struct mk_key_record *rec,
                       char key_out[MK_KEY_STRING_BYTES])
 {
@@ -269,7 +274,7 @@ static int insert_new(struct mk_keys *k, struct mk_store_conn *c, struct mk_key_
         int rc = mk_store_prepare(c,
                                   "INSERT INTO api_keys (id, hash, tenant, role, name, models, rpm, tpm, budget_day,"
                                   " budget_month, expires_at, created_at, rotated_from)"
-                                  " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                  " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                                   &st);
         if (rc != 0) return rc;
         mk_store_bind_cstr(st, 1, rec->id);
@@ -287,11 +292,11 @@ static int insert_new(struct mk_keys *k, struct mk_store_conn *c, struct mk_key_
         mk_store_bind_cstr(st, 13, rec->rotated_from);
         rc = mk_store_step(st);
         mk_store_stmt_done(st);
-        if (rc == MK_STORE_DONE) return 0;
-        if (rc != MK_EEXISTS) {
+        if (rc != MK_STORE_DONE) {
             sodium_memzero(key_out, MK_KEY_STRING_BYTES);
-            return rc;
+            return rc < 0 ? rc : MK_EIO;
         }
+        if (mk_store_changes(c) == 1) return 0;
         /* 62^8 ids: a collision is rare; a secret collision is impossible in practice. */
     }
     sodium_memzero(key_out, MK_KEY_STRING_BYTES);
@@ -343,20 +348,28 @@ int mk_keys_get(struct mk_keys *k, struct mk_store_conn *c, const char *id, stru
     return fetch_one(c, "SELECT " COLS " FROM api_keys WHERE id = ?", id, rec);
 }
 
+/* Revokes key `id` now, or (grace_ms > 0) makes it expire grace_ms from now unless it
+ * expires sooner anyway. Either statement changes the row exactly when the key is not
+ * revoked yet, so mk_store_changes() tells whether there was such a key. */
 static int mark_revoked(struct mk_keys *k, struct mk_store_conn *c, const char *id, int64_t grace_ms)
 {
     int64_t now = wall_now(k);
     struct mk_store_stmt *st;
     int rc = grace_ms > 0
                  ? mk_store_prepare(c,
-                                    "UPDATE api_keys SET expires_at = ? WHERE id = ? AND revoked_at = 0 AND"
-                                    " (expires_at = 0 OR expires_at > ?)",
+                                    "UPDATE api_keys SET expires_at = CASE WHEN expires_at = 0 OR expires_at > ?"
+                                    " THEN ? ELSE expires_at END WHERE id = ? AND revoked_at = 0",
                                     &st)
                  : mk_store_prepare(c, "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at = 0", &st);
     if (rc != 0) return rc;
-    mk_store_bind_int64(st, 1, grace_ms > 0 ? now + grace_ms : now);
-    mk_store_bind_cstr(st, 2, id);
-    if (grace_ms > 0) mk_store_bind_int64(st, 3, now + grace_ms);
+    if (grace_ms > 0) {
+        mk_store_bind_int64(st, 1, now + grace_ms);
+        mk_store_bind_int64(st, 2, now + grace_ms);
+        mk_store_bind_cstr(st, 3, id);
+    } else {
+        mk_store_bind_int64(st, 1, now);
+        mk_store_bind_cstr(st, 2, id);
+    }
     rc = mk_store_step(st);
     mk_store_stmt_done(st);
     if (rc != MK_STORE_DONE) return rc < 0 ? rc : MK_EIO;
@@ -390,6 +403,8 @@ int mk_keys_rotate(struct mk_keys *k, struct mk_store_conn *c, const char *id, i
     snprintf(rec->rotated_from, sizeof rec->rotated_from, "%s", old.id);
     rc = insert_new(k, c, rec, key_out);
     if (rc == 0) rc = mark_revoked(k, c, old.id, grace_ms);
+    /* Revoked by someone else since the read above: no successor for a dead key. */
+    if (rc == 0 && mk_store_changes(c) == 0) rc = MK_ENOTFOUND;
     if (rc == 0) rc = mk_store_commit(c);
     if (rc != 0) {
         if (mk_store_in_transaction(c)) mk_store_rollback(c);
@@ -403,16 +418,26 @@ int mk_keys_rotate(struct mk_keys *k, struct mk_store_conn *c, const char *id, i
 int mk_keys_list(struct mk_keys *k, struct mk_store_conn *c, bool include_revoked, struct mk_key_record **out,
                  size_t *n)
 {
+    return mk_keys_list_tenant(k, c, NULL, include_revoked, out, n);
+}
+
+int mk_keys_list_tenant(struct mk_keys *k, struct mk_store_conn *c, const char *tenant, bool include_revoked,
+                        struct mk_key_record **out, size_t *n)
+{
     if (!k || !c || !out || !n) return MK_EINVAL;
     *out = NULL;
     *n = 0;
+    /* Four fixed statements (no SQL built from input); the tenant is a bound value. */
+    static const char *const sql[2][2] = {
+        {"SELECT " COLS " FROM api_keys WHERE revoked_at = 0 ORDER BY created_at DESC, id",
+         "SELECT " COLS " FROM api_keys ORDER BY created_at DESC, id"},
+        {"SELECT " COLS " FROM api_keys WHERE tenant = ? AND revoked_at = 0 ORDER BY created_at DESC, id",
+         "SELECT " COLS " FROM api_keys WHERE tenant = ? ORDER BY created_at DESC, id"},
+    };
     struct mk_store_stmt *st;
-    int rc = mk_store_prepare(c,
-                              include_revoked ? "SELECT " COLS " FROM api_keys ORDER BY created_at DESC, id"
-                                              : "SELECT " COLS " FROM api_keys WHERE revoked_at = 0"
-                                                " ORDER BY created_at DESC, id",
-                              &st);
+    int rc = mk_store_prepare(c, sql[tenant != NULL][include_revoked], &st);
     if (rc != 0) return rc;
+    if (tenant) mk_store_bind_cstr(st, 1, tenant);
     size_t cap = 0;
     while ((rc = mk_store_step(st)) == MK_STORE_ROW) {
         if (*n == cap) {
@@ -437,6 +462,57 @@ int mk_keys_list(struct mk_keys *k, struct mk_store_conn *c, bool include_revoke
         return rc < 0 ? rc : MK_EIO;
     }
     return 0;
+}
+
+/* ---- JSON ------------------------------------------------------------------------------ */
+
+const char *mk_keys_status(const struct mk_key_record *r, int64_t now_ms)
+{
+    if (r->revoked_at_ms) return "revoked";
+    if (r->expires_at_ms && r->expires_at_ms <= now_ms) return "expired";
+    return "active";
+}
+
+/* "2024-05-01T12:00:00Z", or JSON null for 0 (never). */
+static int put_time(mk_buf *b, const char *name, int64_t ms)
+{
+    if (ms <= 0) return mk_buf_printf(b, ",\"%s\":null", name);
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    char when[32];
+    if (!gmtime_r(&t, &tm) || strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        return mk_buf_printf(b, ",\"%s\":null", name);
+    return mk_buf_printf(b, ",\"%s\":\"%s\"", name, when);
+}
+
+int mk_keys_record_json(const struct mk_key_record *r, int64_t now_ms, mk_buf *out)
+{
+    if (!r || !out) return MK_EINVAL;
+    int rc = mk_buf_printf(out, "{\"id\":\"%s\",\"tenant\":", r->id);
+    if (rc == 0) rc = mk_buf_append_json_string(out, r->tenant, strlen(r->tenant));
+    if (rc == 0) rc = mk_buf_printf(out, ",\"role\":\"%s\",\"name\":", mk_role_name(r->role));
+    if (rc == 0) rc = mk_buf_append_json_string(out, r->name, strlen(r->name));
+    if (rc == 0) rc = mk_buf_append_str(out, ",\"models\":[");
+    for (const char *s = r->models; rc == 0 && *s;) {
+        const char *comma = strchr(s, ',');
+        size_t l = comma ? (size_t)(comma - s) : strlen(s);
+        if (s != r->models) rc = mk_buf_append_char(out, ',');
+        if (rc == 0) rc = mk_buf_append_json_string(out, s, l);
+        if (!comma) break;
+        s = comma + 1;
+    }
+    if (rc == 0)
+        rc = mk_buf_printf(out, "],\"rpm\":%" PRIu32 ",\"tpm\":%" PRIu32 ",\"budget_day\":%.17g,\"budget_month\":%.17g",
+                           r->rpm, r->tpm, r->budget_day, r->budget_month);
+    if (rc == 0) rc = put_time(out, "created_at", r->created_at_ms);
+    if (rc == 0) rc = put_time(out, "expires_at", r->expires_at_ms);
+    if (rc == 0) rc = put_time(out, "last_used_at", r->last_used_at_ms);
+    if (rc == 0) rc = put_time(out, "revoked_at", r->revoked_at_ms);
+    if (rc == 0)
+        rc = r->rotated_from[0] ? mk_buf_printf(out, ",\"rotated_from\":\"%s\"", r->rotated_from)
+                                : mk_buf_append_str(out, ",\"rotated_from\":null");
+    if (rc == 0) rc = mk_buf_printf(out, ",\"status\":\"%s\"}", mk_keys_status(r, now_ms));
+    return rc;
 }
 
 /* ---- verification -------------------------------------------------------------------- */

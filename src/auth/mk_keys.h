@@ -99,6 +99,18 @@ int mk_keys_get(struct mk_keys *k, struct mk_store_conn *c, const char *id, stru
  * (free() it); *n its length. */
 int mk_keys_list(struct mk_keys *k, struct mk_store_conn *c, bool include_revoked, struct mk_key_record **out,
                  size_t *n);
+/* The same, only tenant's keys (tenant NULL = every tenant's). */
+int mk_keys_list_tenant(struct mk_keys *k, struct mk_store_conn *c, const char *tenant, bool include_revoked,
+                        struct mk_key_record **out, size_t *n);
+
+/* "active", "expired" (expires_at passed at now_ms) or "revoked". Static. */
+const char *mk_keys_status(const struct mk_key_record *r, int64_t now_ms);
+/* Appends the record as one JSON object — never a secret or hash:
+ * {"id","tenant","role","name","models":[..],"rpm","tpm","budget_day","budget_month",
+ *  "created_at","expires_at","last_used_at","revoked_at" (RFC 3339 UTC or null),
+ *  "rotated_from" (id or null),"status"}. The CLI's --json and the admin API print
+ * this. 0, MK_EINVAL, or an mk_buf error (out may then hold part of it). */
+int mk_keys_record_json(const struct mk_key_record *r, int64_t now_ms, mk_buf *out);
 
 /* ---- hot path -------------------------------------------------------------------------- */
 

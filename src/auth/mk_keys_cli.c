@@ -103,36 +103,8 @@ static void fmt_time(int64_t ms, char *out, size_t n)
 static void print_json(const struct mk_key_record *r, FILE *f)
 {
     mk_buf b = MK_BUF_INIT;
-    char c[32], e[32], u[32], v[32];
-    fmt_time(r->created_at_ms, c, sizeof c);
-    fmt_time(r->expires_at_ms, e, sizeof e);
-    fmt_time(r->last_used_at_ms, u, sizeof u);
-    fmt_time(r->revoked_at_ms, v, sizeof v);
-    mk_buf_printf(&b, "{\"id\":\"%s\",\"tenant\":", r->id);
-    mk_buf_append_json_string(&b, r->tenant, strlen(r->tenant));
-    mk_buf_printf(&b, ",\"role\":\"%s\",\"name\":", mk_role_name(r->role));
-    mk_buf_append_json_string(&b, r->name, strlen(r->name));
-    mk_buf_append_str(&b, ",\"models\":[");
-    const char *s = r->models;
-    bool first = true;
-    while (*s) {
-        const char *comma = strchr(s, ',');
-        size_t l = comma ? (size_t)(comma - s) : strlen(s);
-        if (!first) mk_buf_append_char(&b, ',');
-        mk_buf_append_json_string(&b, s, l);
-        first = false;
-        if (!comma) break;
-        s = comma + 1;
-    }
-    mk_buf_printf(&b, "],\"rpm\":%" PRIu32 ",\"tpm\":%" PRIu32 ",\"budget_day\":%.17g,\"budget_month\":%.17g", r->rpm,
-                  r->tpm, r->budget_day, r->budget_month);
-    mk_buf_printf(&b, ",\"created_at\":\"%s\",\"expires_at\":%s%s%s,\"last_used_at\":%s%s%s,\"revoked_at\":%s%s%s", c,
-                  r->expires_at_ms ? "\"" : "", r->expires_at_ms ? e : "null", r->expires_at_ms ? "\"" : "",
-                  r->last_used_at_ms ? "\"" : "", r->last_used_at_ms ? u : "null", r->last_used_at_ms ? "\"" : "",
-                  r->revoked_at_ms ? "\"" : "", r->revoked_at_ms ? v : "null", r->revoked_at_ms ? "\"" : "");
-    mk_buf_printf(&b, ",\"rotated_from\":%s%s%s}", r->rotated_from[0] ? "\"" : "",
-                  r->rotated_from[0] ? r->rotated_from : "null", r->rotated_from[0] ? "\"" : "");
-    fprintf(f, "%s", b.data ? b.data : "{}");
+    if (mk_keys_record_json(r, (int64_t)time(NULL) * 1000, &b) == 0) fwrite(b.data, 1, b.len, f);
+    else fputs("{}", f);
     mk_buf_release(&b);
 }
 

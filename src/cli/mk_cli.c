@@ -13,7 +13,6 @@
 #include "guard/mk_injection.h"
 #include "kb/mk_kb_store.h"
 #include "memory/mk_memory.h"
-#include "desk/mk_desk.h"
 #include "config/mk_config.h"
 #include "core/mk_buf.h"
 #include "core/mk_error.h"
@@ -46,7 +45,7 @@ static const struct passthrough passthroughs[] = {
      mk_memory_cli_main},
     {"kb", "kb add|list|rm|reindex|search ...    knowledge base (mayak kb help)", mk_kb_cli_main},
     {"ask", "ask [QUESTION] [--json] [--kb F]       answer as the support desk would (stdin: one per line)",
-     mk_desk_ask_cli_main},
+     mk_cli_ask_main},
 };
 
 struct cli_opts {
@@ -186,7 +185,33 @@ static int run_passthrough(const struct passthrough *p, int argc, char **argv)
     }
     struct mk_config *cfg = load_config(config_path);
     if (!cfg) return 1;
-    int rc = p->run(argc - 2, argv + 2, cfg->data_dir);
+    /* The config's store and kv are the defaults of the commands' --store and --kv, so
+     * that `mayak keys create --config node.yaml` writes where the server reads. */
+    bool has_store = false, has_kv = false;
+    for (int i = 2; i < argc; i++) {
+        has_store = has_store || !strcmp(argv[i], "--store") || !strncmp(argv[i], "--store=", 8);
+        has_kv = has_kv || !strcmp(argv[i], "--kv") || !strncmp(argv[i], "--kv=", 5);
+    }
+    bool takes_store = strcmp(p->name, "guard") != 0 && strcmp(p->name, "ask") != 0;
+    bool takes_kv = strcmp(p->name, "memory") == 0;
+    char **args = calloc((size_t)argc + 4, sizeof *args);
+    if (!args) {
+        mk_config_free(cfg);
+        fprintf(stderr, "mayak: out of memory\n");
+        return 1;
+    }
+    int n = 0;
+    for (int i = 2; i < argc; i++) args[n++] = argv[i];
+    if (takes_store && !has_store && cfg->store_url) {
+        args[n++] = "--store";
+        args[n++] = cfg->store_url;
+    }
+    if (takes_kv && !has_kv && cfg->kv_url) {
+        args[n++] = "--kv";
+        args[n++] = cfg->kv_url;
+    }
+    int rc = p->run(n, args, cfg->data_dir);
+    free(args);
     mk_config_free(cfg);
     return rc;
 }

@@ -1,5 +1,5 @@
 /*
- * desk_int: what the desk's files (desk.c, answer.c, compose.c, ask_cli.c) share and
+ * desk_int: what the desk's files (desk.c, answer.c, compose.c) share and
  * nobody else needs.
  */
 #ifndef MK_DESK_INT_H

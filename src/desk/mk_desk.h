@@ -224,10 +224,4 @@ void mk_desk_reply_release(struct mk_desk_reply *r); /* accepts NULL; zeroes r *
  *  "escalate","reason","lang","triage":{"agent","confidence","unsure","llm"}}. 0 or MK_ENOMEM. */
 int mk_desk_reply_json(const struct mk_desk_reply *r, mk_buf *out);
 
-/* `mayak ask QUESTION... [--json] [--config FILE] [--kb-dir DIR]`: answers as the desk
- * would, with the local responder. With no QUESTION, reads one question per line from
- * standard input and prints one JSON line per question, loading everything once.
- * Returns the process exit status. */
-int mk_desk_ask_cli_main(int argc, char **argv, const char *data_dir);
-
 #endif

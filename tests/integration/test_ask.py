@@ -1,10 +1,12 @@
 """`mayak ask`: the support desk from the command line, single and batch modes.
 
 Runs the real binary on the embedded demo knowledge base (and a small knowledge base
-file written here), with no LLM: the local responder answers.
+file written here). Without providers the local responder answers; with a provider in
+the config (the fake LLM, tests/fakes) the LLM answers through Mayak's own pipeline.
 """
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -139,3 +141,119 @@ def test_answers_from_documents_added_to_the_store(tmp_path):
     assert r["citations"][0]["id"] == "frobnicator"
     assert r["citations"][0]["url"] == str(doc)
     assert "blue button for 7 seconds" in r["answer"]
+
+
+# ---- with an LLM provider: the answer comes through Mayak's own pipeline -------------
+
+def llm_config(tmp_path, fake):
+    cfg = tmp_path / "llm.yaml"
+    cfg.write_text(
+        f"data_dir: {tmp_path / 'data'}\n"
+        "providers:\n"
+        "  - name: fake\n"
+        "    type: openai\n"
+        f"    base_url: {fake.url}/v1\n"
+        "    api_key: test-key\n"
+        "model_groups:\n"
+        "  - name: default\n"
+        "    deployments:\n"
+        "      - {provider: fake, model: fake-model}\n",
+        encoding="utf-8")
+    return str(cfg)
+
+
+def chat_requests(fake):
+    return [json.loads(r["body"]) for r in fake.requests(last=50) if r["path"] == "/v1/chat/completions"]
+
+
+def audit_records(tmp_path, cfg):
+    p = subprocess.run([MAYAK_BIN, "audit", "export", "--format", "jsonl", "--config", cfg], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60 * SLOW)
+    assert p.returncode == 0, p.stderr
+    return [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+
+
+WIFI = "How do I connect to the office Wi-Fi?"
+
+
+def test_llm_answers_with_the_spotlighted_passages(tmp_path, fake):
+    cfg = llm_config(tmp_path, fake)
+    fake.mode(text="Open the network settings and pick Corp-WiFi.")
+    rc, out, err = ask(["--config", cfg, "--json", WIFI], cwd=tmp_path)
+    assert rc == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 1
+    r = json.loads(lines[0])
+    assert FIELDS <= set(r)
+    assert r["llm"] is True
+    assert r["agent"] == "network" and r["escalate"] is False and r["reason"] is None
+    # The fake's text is the answer; the sources the desk cites follow it.
+    assert r["answer"].startswith("Open the network settings and pick Corp-WiFi."), r["answer"]
+    assert r["citations"] and r["citations"][0]["url"] in r["answer"]
+
+    sent = chat_requests(fake)
+    assert sent, "the fake provider was never called"
+    prompt = sent[-1]
+    assert prompt["model"] == "fake-model"  # the router mapped the desk's model group
+    system, user = prompt["messages"][0], prompt["messages"][-1]
+    assert system["role"] == "system" and user == {"role": "user", "content": WIFI}
+    # The passages are spotlighted: delimited by a per-prompt random tag, datamarked.
+    tag = re.search(r"<<<(mk-[0-9a-f]{16}) source=", system["content"])
+    assert tag, system["content"][:500]
+    assert f"<<<end-{tag.group(1)}>>>" in system["content"]
+    assert "\u02c6" in system["content"]
+    for c in r["citations"]:
+        assert f'source="{c["url"]}"' in system["content"]
+    # The call went through the pipeline: it is in the audit chain as the desk's.
+    recs = [x for x in audit_records(tmp_path, cfg) if x["action"] == "internal.chat"]
+    assert recs and recs[-1]["principal"] == "desk" and recs[-1]["outcome"] == "ok"
+    assert recs[-1]["deployment"] == "fake/fake-model"
+    assert "prompt_injection" in recs[-1]["verdicts"]  # the input guard saw it
+
+
+def test_llm_failure_escalates_with_llm_error(tmp_path, fake):
+    cfg = llm_config(tmp_path, fake)
+    fake.mode(status=400)
+    rc, out, err = ask(["--config", cfg, "--json", WIFI], cwd=tmp_path)
+    assert rc == 0, err
+    r = json.loads(out)
+    assert r["llm"] is True
+    assert r["escalate"] is True and r["reason"] == "llm_error"
+    assert "Fake answer" not in r["answer"] and r["answer"]
+    assert chat_requests(fake), "the provider was asked"
+
+
+def test_llm_batch_prints_one_line_per_question(tmp_path, fake):
+    cfg = llm_config(tmp_path, fake)
+    questions = [WIFI, "", "позовите оператора", "What is the capital of Australia?", "How do I reset my password?"]
+    rc, out, err = ask(["--config", cfg], stdin="\n".join(questions).encode() + b"\n", cwd=tmp_path)
+    assert rc == 0, err
+    rows = [json.loads(l) for l in out.strip().splitlines()]
+    assert len(rows) == 4
+    wifi, person, offtopic, password = rows
+    assert wifi["llm"] and wifi["answer"].startswith("Fake answer to: " + WIFI)
+    # A request for a person and an off-topic question never reach the LLM.
+    assert person["llm"] is False and person["reason"] == "user_request"
+    assert offtopic["llm"] is False and offtopic["escalate"]
+    assert password["llm"] and password["agent"] == "accounts"
+    assert password["answer"].startswith("Fake answer to: How do I reset my password?")
+    # Answer requests carry spotlighted passages (the off-topic question may still have
+    # asked the LLM for a triage opinion, which has none).
+    answered = [m["messages"][-1]["content"] for m in chat_requests(fake)
+                if "<<<mk-" in m["messages"][0]["content"]]
+    assert sorted(answered) == sorted([WIFI, "How do I reset my password?"])
+
+
+def test_no_llm_flag_keeps_the_local_responder(tmp_path, fake):
+    cfg = llm_config(tmp_path, fake)
+    rc, out, err = ask(["--config", cfg, "--json", "--no-llm", WIFI], cwd=tmp_path)
+    assert rc == 0, err
+    r = json.loads(out)
+    assert r["llm"] is False and not r["escalate"] and "Fake answer" not in r["answer"]
+    assert chat_requests(fake) == []
+
+
+def test_local_answers_say_llm_false(tmp_path):
+    rc, out, err = ask(["--json", WIFI], cwd=tmp_path)
+    assert rc == 0, err
+    assert json.loads(out)["llm"] is False
