@@ -7,14 +7,17 @@
 #             chat request, once straight to the fake provider and once through Mayak;
 #             gateway overhead = Mayak's percentile minus direct's (p50 and p99). Latency
 #             counts from when each request was due, so queueing is not hidden. Also the
-#             distribution of Mayak's own x-mayak-overhead-us reply header.
+#             distribution of Mayak's own x-mayak-overhead-us reply header. In the same
+#             run: a null relay (bench/relay) on Mayak's core, which splits the overhead
+#             into the hop itself and what Mayak adds, and both with busy-polling
+#             (Mayak's busy_poll_us = OVERHEAD_BUSY_POLL_US, default 250; 0 skips).
 # throughput  wrk -t1 -c64 -d10s with bench/post.lua (keep-alive POST) direct, through
 #             Mayak and through Portkey's gateway (bench/peers/portkey), and the
 #             Mayak/Portkey ratio (the goal is >= 20x).
 #
 # Mayak (and Portkey) run on MAYAK_CPU, the fake and the load generator on LOAD_CPU.
 # Knobs (environment): OVERHEAD_RATE=5000 OVERHEAD_DURATION=10 OVERHEAD_WARMUP=2
-# OVERHEAD_CONNECTIONS=64 THROUGHPUT_DURATION=10s THROUGHPUT_CONNECTIONS=64
+# OVERHEAD_CONNECTIONS=64 OVERHEAD_BUSY_POLL_US=250 THROUGHPUT_DURATION=10s THROUGHPUT_CONNECTIONS=64
 # BENCH_PORTKEY=1 (0 skips Portkey). See bench/README.md.
 source "$(dirname "$0")/lib.sh"
 
@@ -25,6 +28,7 @@ OVERHEAD_RATE="${OVERHEAD_RATE:-5000}"
 OVERHEAD_DURATION="${OVERHEAD_DURATION:-10}"
 OVERHEAD_WARMUP="${OVERHEAD_WARMUP:-2}"
 OVERHEAD_CONNECTIONS="${OVERHEAD_CONNECTIONS:-64}"
+OVERHEAD_BUSY_POLL_US="${OVERHEAD_BUSY_POLL_US:-250}"
 THROUGHPUT_DURATION="${THROUGHPUT_DURATION:-10s}"
 THROUGHPUT_CONNECTIONS="${THROUGHPUT_CONNECTIONS:-64}"
 BENCH_PORTKEY="${BENCH_PORTKEY:-1}"
@@ -43,29 +47,80 @@ start_mayak mayak "$BENCH_TMP/mayak.yaml" "$M_PORT"
 check_chat "$F_PORT" "fake provider" || die "the fake provider does not answer chat completions"
 check_chat "$M_PORT" "mayak" || die "Mayak does not serve chat completions yet; nothing to measure"
 
+# pct FILE: "p50 p99" of latency_us in a loadgen output (empty when it failed).
+pct() { local a b; a="$(kv "$1" latency_us p50)"; b="$(kv "$1" latency_us p99)"; [ -n "$a" ] && [ -n "$b" ] && echo "$a $b"; }
+
+# diff_result NAME FILE_A FILE_B WHAT: "A minus B" for p50 and p99 as a result line.
+diff_result() {
+    local name="$1" a="$2" b="$3" what="$4" pa pb
+    pa="$(pct "$a")"; pb="$(pct "$b")"
+    if [ -z "$pa" ] || [ -z "$pb" ]; then
+        result "$name" "not measured (a run failed; see its output above)"
+        return 1
+    fi
+    set -- $pa $pb
+    result "$name p50" "$(calc "$1 - $3") µs ($what: $1 µs − $3 µs)"
+    result "$name p99" "$(calc "$2 - $4") µs ($what: $2 µs − $4 µs)"
+}
+
 overhead() {
     section "Gateway overhead at a fixed ${OVERHEAD_RATE} requests/s (non-streaming, small request)"
     say "Open-loop bench/loadgen: latency from each request's due time; Mayak on CPU $MAYAK_CPU, fake and loadgen on CPU $LOAD_CPU."
+    say "Load average before: $(cut -d' ' -f1-3 /proc/loadavg)."
     local args=(--rate "$OVERHEAD_RATE" --duration "$OVERHEAD_DURATION" --warmup "$OVERHEAD_WARMUP"
                 --connections "$OVERHEAD_CONNECTIONS" --timeout-ms 2000 --body-file "$BODY" -H "$AUTH")
     local limit=$((${OVERHEAD_DURATION%.*} + 30))
-    # Warm both paths (connection pools, allocator, page cache) outside the record.
-    timeout 30 "${PIN_LOAD[@]}" "$LOADGEN" --port "$F_PORT" --rate 1000 --duration 1 --body-file "$BODY" -H "$AUTH" >/dev/null 2>&1
-    timeout 30 "${PIN_LOAD[@]}" "$LOADGEN" --port "$M_PORT" --rate 1000 --duration 1 --body-file "$BODY" -H "$AUTH" >/dev/null 2>&1
-    local d="$BENCH_TMP/overhead-direct.txt" m="$BENCH_TMP/overhead-mayak.txt"
+    # The null relay (bench/relay.c) and, for the busy-poll arms, a relay and a second
+    # Mayak with busy_poll_us set, all on Mayak's CPU in front of the same fake.
+    local relay r_port="" rb_port="" mb_port="" r_pid="" rb_pid="" mb_pid=""
+    relay="$(driver relay)" || relay=""
+    if [ -n "$relay" ]; then
+        r_port="$(free_port)"
+        bg_start relay "${PIN_MAYAK[@]}" "$relay" --port "$r_port" --upstream-port "$F_PORT"
+        r_pid="$BG_PID"
+        wait_port "$r_port" 10 || r_port=""
+    fi
+    if [ "$OVERHEAD_BUSY_POLL_US" != 0 ]; then
+        mb_port="$(free_port)"
+        BENCH_BUSY_POLL_US="$OVERHEAD_BUSY_POLL_US" write_mayak_config "$BENCH_TMP/mayak-bp.yaml" "$mb_port" "$F_PORT"
+        sed -i "s#data_dir: .*#data_dir: $BENCH_TMP/mayak-bp-data#" "$BENCH_TMP/mayak-bp.yaml"
+        local keep_pid="$MAYAK_PID"
+        start_mayak mayak-bp "$BENCH_TMP/mayak-bp.yaml" "$mb_port"
+        mb_pid="$MAYAK_PID"; MAYAK_PID="$keep_pid"
+        check_chat "$mb_port" "mayak-bp" || mb_port=""
+        if [ -n "$relay" ]; then
+            rb_port="$(free_port)"
+            bg_start relay-bp "${PIN_MAYAK[@]}" "$relay" --port "$rb_port" --upstream-port "$F_PORT" --busy-poll-us "$OVERHEAD_BUSY_POLL_US"
+            rb_pid="$BG_PID"
+            wait_port "$rb_port" 10 || rb_port=""
+        fi
+    fi
+    # Warm every path (connection pools, allocator, page cache) outside the record.
+    local p
+    for p in "$F_PORT" "$M_PORT" $r_port $mb_port $rb_port; do
+        timeout 30 "${PIN_LOAD[@]}" "$LOADGEN" --port "$p" --rate 1000 --duration 1 --body-file "$BODY" -H "$AUTH" >/dev/null 2>&1
+    done
+    local d="$BENCH_TMP/overhead-direct.txt" m="$BENCH_TMP/overhead-mayak.txt" r="$BENCH_TMP/overhead-relay.txt"
+    local mb="$BENCH_TMP/overhead-mayak-bp.txt" rb="$BENCH_TMP/overhead-relay-bp.txt"
     say "Direct to the fake:"
     run "$limit" "$d" "${PIN_LOAD[@]}" "$LOADGEN" --port "$F_PORT" "${args[@]}" || true
-    say "Through Mayak:"
+    say "Through Mayak (configuration as shipped: busy_poll_us 0):"
     run "$limit" "$m" "${PIN_LOAD[@]}" "$LOADGEN" --port "$M_PORT" "${args[@]}" || true
-    local d50 d99 m50 m99
-    d50="$(kv "$d" latency_us p50)"; d99="$(kv "$d" latency_us p99)"
-    m50="$(kv "$m" latency_us p50)"; m99="$(kv "$m" latency_us p99)"
-    if [ -z "$d50" ] || [ -z "$m50" ]; then
-        result "gateway overhead" "not measured (a run failed; see its output above)"
-        return 1
+    if [ -n "$r_port" ]; then
+        say "Through the null relay (bench/relay: copies bytes, no HTTP), on Mayak's CPU:"
+        run "$limit" "$r" "${PIN_LOAD[@]}" "$LOADGEN" --port "$r_port" "${args[@]}" || true
     fi
-    result "gateway overhead p50" "$(calc "$m50 - $d50") µs (Mayak $m50 µs − direct $d50 µs)"
-    result "gateway overhead p99" "$(calc "$m99 - $d99") µs (Mayak $m99 µs − direct $d99 µs)"
+    if [ -n "$mb_port" ]; then
+        say "Through Mayak with busy_poll_us: $OVERHEAD_BUSY_POLL_US:"
+        run "$limit" "$mb" "${PIN_LOAD[@]}" "$LOADGEN" --port "$mb_port" "${args[@]}" || true
+    fi
+    if [ -n "$rb_port" ]; then
+        say "Through the null relay with --busy-poll-us $OVERHEAD_BUSY_POLL_US:"
+        run "$limit" "$rb" "${PIN_LOAD[@]}" "$LOADGEN" --port "$rb_port" "${args[@]}" || true
+    fi
+    say "Load average after: $(cut -d' ' -f1-3 /proc/loadavg)."
+    local rc=0
+    diff_result "gateway overhead" "$m" "$d" "Mayak − direct" || rc=1
     result "service time (from the actual send) p50 / p99" "Mayak $(kv "$m" service_us p50) / $(kv "$m" service_us p99) µs, direct $(kv "$d" service_us p50) / $(kv "$d" service_us p99) µs (when these are far below the latencies above, requests queued: the rate was beyond what the core could serve)"
     result "achieved rate" "direct $(kv "$d" result achieved_rps)/s, Mayak $(kv "$m" result achieved_rps)/s (target $OVERHEAD_RATE/s)"
     result "errors" "direct $(kv "$d" result errors), Mayak $(kv "$m" result errors)"
@@ -76,6 +131,19 @@ overhead() {
     else
         result "x-mayak-overhead-us header" "absent from Mayak's replies"
     fi
+    if [ -n "$r_port" ]; then
+        diff_result "the hop alone (null relay − direct)" "$r" "$d" "relay − direct" || true
+        diff_result "Mayak beyond the hop (Mayak − null relay)" "$m" "$r" "Mayak − relay" || true
+    fi
+    if [ -n "$mb_port" ]; then
+        diff_result "gateway overhead with busy_poll_us $OVERHEAD_BUSY_POLL_US" "$mb" "$d" "Mayak(busy-poll) − direct" || true
+        [ -n "$rb_port" ] && { diff_result "the hop alone with busy-polling" "$rb" "$d" "relay(busy-poll) − direct" || true; }
+        result "errors with busy_poll_us $OVERHEAD_BUSY_POLL_US" "$(kv "$mb" result errors)"
+    fi
+    [ -n "$r_pid" ] && bg_stop "$r_pid"
+    [ -n "$rb_pid" ] && bg_stop "$rb_pid"
+    [ -n "$mb_pid" ] && bg_stop "$mb_pid"
+    return "$rc"
 }
 
 # wrk_rps FILE: Requests/sec from wrk's output.

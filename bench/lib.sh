@@ -188,6 +188,9 @@ access_log: false
 # The load generators call anonymously from loopback (role developer); its default
 # 300 requests/min would turn a throughput run into a 429 run.
 limits: {developer: {rpm: 1000000000, tpm: 4000000000}}
+# Busy-poll window after network reads (docs/CONFIG.md): off by default, as users get
+# it; BENCH_BUSY_POLL_US sets it (gateway.sh overhead also measures it on its own).
+busy_poll_us: ${BENCH_BUSY_POLL_US:-0}
 # Audit hash: streebog256 (the default users get) or sha256 (BENCH_AUDIT_HASH).
 audit: {enabled: ${BENCH_AUDIT:-true}, hash: ${BENCH_AUDIT_HASH:-streebog256}}
 providers:

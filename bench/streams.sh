@@ -11,7 +11,8 @@
 #        event, Mayak's VmRSS (from /proc/<pid>/status) and open fds are read, the
 #        streams are held STREAMS_HOLD_S seconds, and we report how many stayed healthy.
 #        Each stream costs Mayak two descriptors (client + upstream); when the hard
-#        open-file limit cannot fit STREAMS_N, N is lowered to what fits and that is said.
+#        open-file limit cannot fit STREAMS_N, N is lowered to what fits and that is said
+#        (with the RSS extrapolated to STREAMS_N from the measured kB per stream).
 #
 # Mayak on MAYAK_CPU; the fake and the driver on LOAD_CPU. See bench/README.md.
 source "$(dirname "$0")/lib.sh"
@@ -70,23 +71,38 @@ ttft() {
 }
 
 hold() {
-    local n="$STREAMS_N" hard need
+    local n="$STREAMS_N" hard
     hard="$(ulimit -Hn)"
-    need=$((2 * n + 256))
     section "Concurrent slow streams held by Mayak (target $n)"
-    if [ "$hard" != unlimited ] && [ "$hard" -lt "$need" ]; then
-        n=$(( (hard - 256) / 2 ))
-        say "Note: the hard open-file limit here is $hard; $STREAMS_N streams need about $need descriptors in Mayak (client + upstream socket each), so this run holds $n. Raise the hard limit (root: ulimit -Hn, or LimitNOFILE in systemd) for the full count."
-    fi
-    say "Open-file limit for Mayak, the fake and the driver: $(ulimit -n)."
+    say "Open-file limit for Mayak, the fake and the driver: $(ulimit -n) (hard $hard)."
     start_pair hold
+    # Each stream costs Mayak two descriptors (client + upstream socket) on top of what
+    # it holds at rest; Mayak raises its own soft limit to the hard one at start-up.
+    # When the hard limit cannot fit N, hold what fits (the rest would only measure
+    # EMFILE) and say so.
+    local base_fds fit
+    base_fds="$(find "/proc/$MAYAK_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)"
+    if [ "$hard" != unlimited ]; then
+        # 16 spare: health-check connections, the audit/store files a request may open.
+        fit=$(( (hard - base_fds - 16) / 2 ))
+        if [ "$fit" -lt "$n" ]; then
+            say "Note: the hard open-file limit here is $hard and Mayak holds $base_fds descriptors at rest, so one Mayak process fits $fit streams (2 descriptors each), not $n; this run holds $fit. Raise the hard limit (as root with CAP_SYS_RESOURCE: ulimit -Hn, or LimitNOFILE= in systemd) for the full count."
+            n="$fit"
+        fi
+    fi
+    # The fake prepares a stream's events when the request arrives, so ask for just
+    # enough of them to outlast the run (waiting for readiness, the hold, a margin):
+    # thousands per stream would cost the fake megabytes and milliseconds of CPU per
+    # stream on the load core, and it, not Mayak, would become what is measured.
+    local ready_s=90 chunks
+    chunks=$(( (ready_s + ${STREAMS_HOLD_S%.*} + 60) * 1000 / STREAMS_INTERVAL_MS + 2 ))
     local body="$BENCH_TMP/stream-hold.json"
-    printf '{"model":"bench","stream":true,"messages":[{"role":"user","content":"slow [[fake ttft_ms=10 chunks=10000 interval_ms=%s]]"}]}' \
-        "$STREAMS_INTERVAL_MS" >"$body"
+    printf '{"model":"bench","stream":true,"messages":[{"role":"user","content":"slow [[fake ttft_ms=10 chunks=%s interval_ms=%s]]"}]}' \
+        "$chunks" "$STREAMS_INTERVAL_MS" >"$body"
     local out="$BENCH_TMP/hold.txt"
-    local limit=$(( n / STREAMS_CONNECT_RATE + 120 + ${STREAMS_HOLD_S%.*} ))
+    local limit=$(( n / STREAMS_CONNECT_RATE + ready_s + 30 + ${STREAMS_HOLD_S%.*} ))
     run "$limit" "$out" "${PIN_LOAD[@]}" "$STREAMS" --port "$M_PORT" --hold "$n" --connect-rate "$STREAMS_CONNECT_RATE" \
-        --ready-timeout 90 --hold-s "$STREAMS_HOLD_S" --pid "$MAYAK_PID" --body-file "$body" -H "$AUTH" || true
+        --ready-timeout "$ready_s" --hold-s "$STREAMS_HOLD_S" --pid "$MAYAK_PID" --body-file "$body" -H "$AUTH" || true
     local ready
     ready="$(kv "$out" result ready)"
     if [ -z "$ready" ]; then
@@ -96,9 +112,15 @@ hold() {
     result "streams held" "$ready of $n delivered their first event; open after ${STREAMS_HOLD_S}s hold: $(kv "$out" result open_at_end), failed $(kv "$out" result failed), ended early $(kv "$out" result ended_early)"
     result "Mayak RSS with the streams open" "$(kv "$out" rss at_ready_kb) kB (baseline $(kv "$out" rss baseline_kb) kB, max during hold $(kv "$out" rss max_during_hold_kb) kB, HWM $(kv "$out" rss hwm_kb) kB; $(kv "$out" rss per_stream_kb) kB per stream)"
     result "Mayak open fds" "$(kv "$out" rss fds_at_ready) (baseline $(kv "$out" rss fds_baseline))"
+    local per base
+    per="$(kv "$out" rss per_stream_kb)"; base="$(kv "$out" rss baseline_kb)"
+    if [ -n "$per" ] && [ -n "$base" ] && [ "$n" != "$STREAMS_N" ]; then
+        result "Mayak RSS for $STREAMS_N streams (extrapolated)" "$(calc "($base + $per * $STREAMS_N) / 1024") MB (baseline + $per kB × $STREAMS_N)"
+    fi
     local why
     why="$(awk '$1 == "failures" { $1 = ""; print }' "$out")"
     [ -n "${why// /}" ] && result "failed streams by cause" "${why# } (no_status = closed before a status line)"
+    [ -s "$BENCH_TMP/hold-mayak.log" ] && say "Mayak's log (warnings): $(wc -l <"$BENCH_TMP/hold-mayak.log") lines; first: $(head -c 300 "$BENCH_TMP/hold-mayak.log")"
     bg_stop "$MAYAK_PID"; bg_stop "$F_PID"
 }
 

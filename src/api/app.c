@@ -7,6 +7,8 @@
  * finish up to drain_timeout_ms, then closes whatever is left.
  */
 #include <signal.h>
+#include <inttypes.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 #include "core/mk_log.h"
 #include "core/mk_rand.h"
 #include "metrics/mk_metrics.h"
+#include "net/mk_busy_poll.h"
 #include "kb_api.h"
 #include "mk_api.h"
 
@@ -50,6 +53,18 @@ static void apply_log_settings(const struct mk_config *cfg)
 {
     int level = cfg->log_level ? mk_log_level_parse(cfg->log_level) : MK_LOG_INFO;
     mk_log_set_level(level < 0 ? MK_LOG_INFO : (enum mk_log_level)level);
+}
+
+static void apply_busy_poll(mk_app *app, const struct mk_config *cfg)
+{
+    if (cfg->busy_poll_us == mk_busy_poll_window_us()) return;
+    if (mk_busy_poll_set(app->loop, cfg->busy_poll_us) != 0) {
+        mk_log(MK_LOG_WARN, "busy_poll_failed", "reason", "cannot set up the busy-poll window", NULL);
+        return;
+    }
+    char us[16];
+    snprintf(us, sizeof us, "%u", (unsigned)cfg->busy_poll_us);
+    mk_log(MK_LOG_INFO, "busy_poll", "window_us", us, NULL);
 }
 
 static void reload(mk_app *app)
@@ -113,6 +128,7 @@ static void reload(mk_app *app)
     mk_router_stop_health(previous->router);
     mk_generation_unref(previous);
     apply_log_settings(cfg);
+    apply_busy_poll(app, cfg);
     const char *labels[] = {"ok"};
     mk_metric_inc(MK_METRIC_CONFIG_RELOADS, labels);
     mk_log(MK_LOG_INFO, "reloaded", "file", app->config_path, NULL);
@@ -156,6 +172,7 @@ static void stop_now(mk_app *app)
     uv_timer_stop(&app->drain_timer);
     uv_close((uv_handle_t *)&app->drain_timer, NULL);
     uv_close((uv_handle_t *)&app->metrics_timer, NULL);
+    mk_busy_poll_close();
     /* Order: the server first (its requests are aborted and finish, cancelling their
      * upstream calls), then the routers (health checks use the client), then the client. */
     mk_http_server_free(app->server);
@@ -216,6 +233,31 @@ static void metrics_tick(uv_timer_t *t)
     if (app->gen) mk_router_export_metrics(app->gen->router);
 }
 
+/* Every client connection and every upstream call (a stream holds one for its whole
+ * life) is a descriptor, and distributions still ship a soft limit of 1024, which
+ * would cap a gateway at a few hundred concurrent streams with EMFILE. The hard limit
+ * is what the administrator allows (LimitNOFILE=, ulimit -Hn), so take all of it, and
+ * say what we got: it bounds the concurrent streams (about half of it). */
+static void raise_nofile_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    rlim_t before = rl.rlim_cur;
+    if (rl.rlim_cur != rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) rl.rlim_cur = before;
+    }
+    char soft[24], hard[24], was[24];
+    snprintf(soft, sizeof soft, "%" PRIuMAX, (uintmax_t)rl.rlim_cur);
+    snprintf(hard, sizeof hard, "%" PRIuMAX, (uintmax_t)rl.rlim_max);
+    snprintf(was, sizeof was, "%" PRIuMAX, (uintmax_t)before);
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_cur < 4096)
+        mk_log(MK_LOG_WARN, "nofile_limit", "soft", soft, "hard", hard, "was", was, "note",
+               "few descriptors: each connection and each upstream call takes one; raise LimitNOFILE", NULL);
+    else
+        mk_log(MK_LOG_INFO, "nofile_limit", "soft", soft, "hard", hard, "was", was, NULL);
+}
+
 static void close_leftover(uv_handle_t *h, void *arg)
 {
     if (!uv_is_closing(h)) uv_close(h, NULL);
@@ -230,6 +272,7 @@ int mk_app_run(struct mk_config *cfg, const char *config_path)
     }
     signal(SIGPIPE, SIG_IGN);
     apply_log_settings(cfg);
+    raise_nofile_limit();
     mk_app app_storage = {0}, *app = &app_storage;
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -288,6 +331,7 @@ int mk_app_run(struct mk_config *cfg, const char *config_path)
     app->metrics_timer.data = app;
     uv_timer_start(&app->metrics_timer, metrics_tick, 5000, 5000);
     uv_unref((uv_handle_t *)&app->metrics_timer);
+    apply_busy_poll(app, cfg);
 
     const char *version_label[] = {MAYAK_VERSION};
     mk_metric_set(MK_METRIC_BUILD_INFO, version_label, 1);

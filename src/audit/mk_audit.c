@@ -23,6 +23,7 @@
 #include <gcrypt.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -454,9 +455,26 @@ static void requeue_front(struct mk_audit *a, struct pending **items, size_t n)
     a->q = merged;
 }
 
+/* The writer already wakes in batches (every flush_ms, or when batch_max records
+ * wait), but each wake-up then hashes and writes a few hundred microseconds' worth of
+ * records. With the default policy a thread that wakes after sleeping preempts the
+ * event loop on its core (CFS wake-up preemption), and those requests wait out the
+ * whole burst. SCHED_BATCH keeps the thread's full CPU share (it is never starved, so
+ * the queue cannot back up for lack of CPU) but never preempts on waking: it runs when
+ * the loop waits for I/O or at the next scheduler tick. Best effort: a system that
+ * refuses leaves the default policy. */
+static void writer_sched_batch(void)
+{
+#ifdef SCHED_BATCH
+    struct sched_param sp = {0};
+    (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+#endif
+}
+
 static void *writer_main(void *arg)
 {
     struct mk_audit *a = arg;
+    writer_sched_batch();
     struct queue mine = {0};
     uint32_t backoff = 0;
     int close_tries = 0;

@@ -237,6 +237,7 @@ struct mk_config {
     bool access_log;         /* default true */
     uint32_t drain_timeout_ms;
     int workers;             /* event loops; default 1 */
+    uint32_t busy_poll_us;   /* keep polling this long after network reads; 0 = off (default) */
     struct mk_provider_config *providers;
     size_t nproviders;
     struct mk_model_group_config *model_groups;

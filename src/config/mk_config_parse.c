@@ -351,6 +351,8 @@ static const struct key_spec top_keys[] = {
     {.name = "access_log", .kind = KK_BOOL, .off = offsetof(struct mk_config, access_log)},
     KNUM("drain_timeout_ms", KK_U32, struct mk_config, drain_timeout_ms, 0, MAX_MS),
     KNUM("workers", KK_INT, struct mk_config, workers, 1, CFG_MAX_WORKERS),
+    /* 10000 = MK_BUSY_POLL_MAX_US (src/net/mk_busy_poll.h); config does not link net. */
+    KNUM("busy_poll_us", KK_U32, struct mk_config, busy_poll_us, 0, 10000),
     {.name = "default_model_group", .kind = KK_NAME, .off = offsetof(struct mk_config, default_model_group)},
     {.name = "providers", .kind = KK_FN, .fn = parse_providers},
     {.name = "model_groups", .kind = KK_FN, .fn = parse_groups},

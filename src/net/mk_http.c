@@ -34,6 +34,7 @@
 #include "core/mk_limits.h"
 #include "core/mk_log.h"
 #include "core/mk_rand.h"
+#include "net/mk_busy_poll.h"
 #include "net/mk_http_int.h"
 
 /* How long a closing connection waits for the peer's FIN after our last response,
@@ -371,6 +372,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     mk_http_conn *c = st->data;
     if (nread == 0) return;
+    mk_busy_poll_touch();
     if (nread < 0) { /* EOF or error: the client is gone */
         conn_close(c);
         return;
@@ -517,6 +519,7 @@ static void format_peer(mk_http_conn *c)
 static void on_connection(uv_stream_t *ls, int status)
 {
     mk_http_server *s = ls->data;
+    mk_busy_poll_touch();
     if (status < 0) {
         mk_log(MK_LOG_WARN, "http_accept_failed", "error", uv_strerror(status), NULL);
         return;

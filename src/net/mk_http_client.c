@@ -41,6 +41,7 @@
 #include "core/mk_limits.h"
 #include "core/mk_log.h"
 #include "core/mk_time.h"
+#include "net/mk_busy_poll.h"
 
 /* Idle call objects kept for reuse; more than this are freed. A burst above it costs
  * allocations again, never correctness. */
@@ -233,6 +234,7 @@ static void poll_cb(uv_poll_t *h, int status, int events)
     struct sock *sk = h->data;
     mk_http_client *c = sk->c;
     int flags = 0;
+    mk_busy_poll_touch();
     if (status < 0) {
         flags = CURL_CSELECT_ERR;
     } else {

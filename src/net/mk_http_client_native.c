@@ -45,6 +45,7 @@
 #include "core/mk_limits.h"
 #include "core/mk_log.h"
 #include "core/mk_time.h"
+#include "net/mk_busy_poll.h"
 
 /* Idle connections older than this are closed: servers drop theirs after 5 s
  * (uvicorn, node) to 75 s (nginx); keeping ours longer only hoards descriptors. */
@@ -769,6 +770,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     struct conn *conn = s->data;
     mk_http__native *n = conn->n;
     if (conn->closing || nread == 0) return;
+    mk_busy_poll_touch();
     struct ncall *call = conn->call;
     if (!call) {
         /* Idle: the server closed it, or sent bytes nobody asked for. */
