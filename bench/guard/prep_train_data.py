@@ -14,6 +14,16 @@ questions and help-page queries in the three languages:
                                                            classifier learns "long text = attack")
   multilingual/rubq/RuBQ_1.0_{dev,test}.json CC BY-SA 4.0  Russian questions
   multilingual/xsid_kk_en/{kk,en}.valid.jsonl CC BY-SA 4.0 Kazakh and English assistant requests
+  prompt_injection/xsafety_ru_en/xsafety_ru_en.jsonl  Apache-2.0  XSafety's harmful-content, ethics and
+                                                           commonsense prompts, ru and en: chat prompts that
+                                                           are NOT injections. Only the categories that are
+                                                           not about injection: Goal_Hijacking (the test
+                                                           split's Russian attacks), Prompt_Leaking and
+                                                           Role_Play_Instruction (partly attack-like) are
+                                                           never read. They teach the classifier that a
+                                                           Russian chat prompt, even a nasty one, is not an
+                                                           injection by itself (the other Russian benign rows
+                                                           are short QA questions).
 
 Any row whose text (lower-cased, spaces collapsed) equals a text of the test
 split of prompt_injection/combined_labeled.jsonl is dropped, so no evaluation
@@ -74,6 +84,12 @@ def main():
         with open(os.path.join(root, f"multilingual/xsid_kk_en/{lang}.valid.jsonl"), encoding="utf-8") as f:
             for line in f:
                 add(json.loads(line)["text"], f"xsid/{lang}.valid")
+    skip = {"Goal_Hijacking", "Prompt_Leaking", "Role_Play_Instruction"}
+    with open(os.path.join(root, "prompt_injection/xsafety_ru_en/xsafety_ru_en.jsonl"), encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            if r["category"] not in skip:
+                add(r["text"], f"xsafety/{r['lang']}/{r['category']}")
     seen = set()
     with open(a.out, "w", encoding="utf-8") as out:
         for r in rows:

@@ -23,6 +23,14 @@ def run(cmd):
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def train_args(a):
+    """--train-arg=--bits=16 -> ["--bits", "16"] (the trainer takes option and value apart)."""
+    out = []
+    for t in a.train_arg:
+        out += t.split("=", 1) if t.startswith("--") and "=" in t else [t]
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -30,6 +38,7 @@ def main():
     ap.add_argument("--extra", required=True)
     ap.add_argument("--own", default=os.path.join(os.path.dirname(__file__), "../../src/guard/patterns/own_train.jsonl"))
     ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--train-arg", action="append", default=[], help="passed to guard_train (repeatable, e.g. --train-arg=--features=c4,w1)")
     a = ap.parse_args()
     combined = os.path.join(a.data_root, "prompt_injection/combined_labeled.jsonl")
     rows = []
@@ -52,7 +61,7 @@ def main():
                 (fho if r["id"] % a.k == k else ftr).write(json.dumps(r, ensure_ascii=False) + "\n")
         model = os.path.join(tmp, f"m{k}.mkgm")
         pred = os.path.join(tmp, f"p{k}.jsonl")
-        run([os.path.join(a.bin, "guard_train"), "train", "--data", tr, "--out", model])
+        run([os.path.join(a.bin, "guard_train"), "train", "--data", tr, "--out", model] + train_args(a))
         run([os.path.join(a.bin, "guard_eval_injection"), "--data", ho, "--split", "all", "--model", model, "--out", pred])
         with open(pred, encoding="utf-8") as f:
             for line in f:
@@ -78,7 +87,7 @@ def main():
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
     model = os.path.join(tmp, "all.mkgm")
     pred = os.path.join(tmp, "valid.jsonl")
-    run([os.path.join(a.bin, "guard_train"), "train", "--data", full, "--out", model])
+    run([os.path.join(a.bin, "guard_train"), "train", "--data", full, "--out", model] + train_args(a))
     run([os.path.join(a.bin, "guard_eval_injection"), "--data", combined, "--split", "valid", "--model", model, "--out", pred])
     labels = {}
     with open(combined, encoding="utf-8") as f:

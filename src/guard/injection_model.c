@@ -8,9 +8,11 @@
  *     bias + scale * sum(sign_i * w[bucket_i]) / n^p
  * over its n feature occurrences: counts with length normalisation (p = 1: the
  * mean), so a long document is not an attack merely for being long. Measured
- * on the valid split: with p = 0.5 long benign documents scored as attacks;
- * p = 1 leaves long-document injections to the rules, which match anywhere. Training (mk_guard_cli.c)
- * and scoring use this same function, so they can never disagree.
+ * (valid split, and again on long English chat prompts, docs/GUARD.md §3): with
+ * p = 0.5 long benign prompts scored as attacks; p = 1 leaves long-document
+ * injections to the rules, which match anywhere. Training (mk_guard_cli.c) and
+ * scoring share one inlined walk (walk() below), so they can never disagree;
+ * scoring adds each feature's weight as it is hashed, with no feature array.
  *
  * Model file, little-endian:
  *   "MKINJM01"  u32 version (1)  u32 bits  u32 features  u32 norm power x 1000
@@ -52,22 +54,30 @@ static inline bool is_word_sep(uint32_t cp)
 static const uint32_t POS_MUL[5] = {0x9E3779B1u, 0x85EBCA77u, 0xC2B2AE3Du, 0x27D4EB2Fu, 0x165667B1u};
 static const uint32_t SIZE_SALT[6] = {0, 0, 0x3C6EF372u, 0xDAA66D2Bu, 0x78DDE6E4u, 0x1715609Du};
 
-int inj_features(const char *text, size_t len, uint32_t bits, uint32_t features, struct inj_feats *out)
+/* The feature walk, shared by training (store: o != NULL, every feature is
+ * written to o) and scanning (o == NULL: each feature's weight is added to *sum
+ * straight away, with no feature array and no second pass). One body for both,
+ * so training and scoring can never see different features. Always inlined, so
+ * each caller gets a copy specialised for its constant arguments.
+ * Returns the number of feature occurrences. The caller reserved room in o. */
+static inline __attribute__((always_inline)) size_t walk(const char *text, size_t len, uint32_t bits,
+                                                         uint32_t features, uint32_t *o, const int8_t *wt,
+                                                         int64_t *sum)
 {
     const uint32_t mask = (1u << bits) - 1;
     const unsigned shift = 64 - bits;
-    /* At most 4 character and 2 word features per code point (+ pads): reserve
-     * once so the loop needs no bound checks. */
-    size_t need = out->n + 6 * (len + 2) + 8;
-    if (need > out->cap) {
-        size_t cap = out->cap ? out->cap : 1024;
-        while (cap < need) cap *= 2;
-        uint32_t *v = realloc(out->v, cap * sizeof(*v));
-        if (!v) return MK_ENOMEM;
-        out->v = v;
-        out->cap = cap;
-    }
-    uint32_t *o = out->v + out->n;
+    size_t count = 0;
+    int64_t acc = 0;
+#define EMIT(h)                                                                      \
+    do {                                                                             \
+        uint32_t sl_ = slot((h), shift, mask);                                       \
+        if (o) o[count] = sl_;                                                       \
+        else { /* branch-free sign: a 50/50 branch would mispredict half the time */ \
+            int32_t x_ = wt[sl_ & mask], sg_ = -(int32_t)(sl_ >> 31);              \
+            acc += (x_ ^ sg_) - sg_;                                                 \
+        }                                                                            \
+        count++;                                                                     \
+    } while (0)
     const uint8_t *s = (const uint8_t *)text;
     const bool c2 = features & INJ_FEAT_CHAR2, c3 = features & INJ_FEAT_CHAR3, c4 = features & INJ_FEAT_CHAR4,
                c5 = features & INJ_FEAT_CHAR5, w1 = features & INJ_FEAT_WORD1, w2 = features & INJ_FEAT_WORD2;
@@ -101,10 +111,10 @@ int inj_features(const char *text, size_t len, uint32_t bits, uint32_t features,
         uint32_t h3 = h2 ^ w[1] * POS_MUL[2];
         uint32_t h4 = h3 ^ w[2] * POS_MUL[3];
         uint32_t h5 = h4 ^ w[3] * POS_MUL[4];
-        if (seen >= 2 && c2) *o++ = slot(h2 ^ SIZE_SALT[2], shift, mask);
-        if (seen >= 3 && c3) *o++ = slot(h3 ^ SIZE_SALT[3], shift, mask);
-        if (seen >= 4 && c4) *o++ = slot(h4 ^ SIZE_SALT[4], shift, mask);
-        if (seen >= 5 && c5) *o++ = slot(h5 ^ SIZE_SALT[5], shift, mask);
+        if (seen >= 2 && c2) EMIT(h2 ^ SIZE_SALT[2]);
+        if (seen >= 3 && c3) EMIT(h3 ^ SIZE_SALT[3]);
+        if (seen >= 4 && c4) EMIT(h4 ^ SIZE_SALT[4]);
+        if (seen >= 5 && c5) EMIT(h5 ^ SIZE_SALT[5]);
         w[3] = w[2]; w[2] = w[1]; w[1] = w[0]; w[0] = cp;
 
         if (w1 | w2) {
@@ -112,8 +122,8 @@ int inj_features(const char *text, size_t len, uint32_t bits, uint32_t features,
                 word = (word ^ cp) * 0x01000193u;
                 in_word = true;
             } else if (in_word) {
-                if (w1) *o++ = slot(word ^ 0x5bd1e995u, shift, mask);
-                if (w2 && have_prev) *o++ = slot((prev_word * 0x2545F491u) ^ word ^ 0x27d4eb2du, shift, mask);
+                if (w1) EMIT(word ^ 0x5bd1e995u);
+                if (w2 && have_prev) EMIT((prev_word * 0x2545F491u) ^ word ^ 0x27d4eb2du);
                 prev_word = word;
                 have_prev = true;
                 word = 0x811c9dc5u;
@@ -121,8 +131,37 @@ int inj_features(const char *text, size_t len, uint32_t bits, uint32_t features,
             }
         }
     }
-    out->n = (size_t)(o - out->v);
+#undef EMIT
+    if (sum) *sum += acc;
+    return count;
+}
+
+int inj_features(const char *text, size_t len, uint32_t bits, uint32_t features, struct inj_feats *out)
+{
+    /* At most 4 character and 2 word features per code point (+ pads): reserve
+     * once so the walk needs no bound checks. */
+    size_t need = out->n + 6 * (len + 2) + 8;
+    if (need > out->cap) {
+        size_t cap = out->cap ? out->cap : 1024;
+        while (cap < need) cap *= 2;
+        uint32_t *v = realloc(out->v, cap * sizeof(*v));
+        if (!v) return MK_ENOMEM;
+        out->v = v;
+        out->cap = cap;
+    }
+    out->n += walk(text, len, bits, features, out->v + out->n, NULL, NULL);
     return 0;
+}
+
+void inj_model_accumulate(const struct inj_model *m, const char *text, size_t len, struct inj_score_acc *acc)
+{
+    acc->n += walk(text, len, m->bits, m->features, NULL, m->w, &acc->sum);
+}
+
+float inj_model_logit_acc(const struct inj_model *m, const struct inj_score_acc *acc)
+{
+    if (acc->n == 0) return m->bias;
+    return m->bias + m->scale * (float)acc->sum * (float)inj_length_norm(acc->n, m->norm_power);
 }
 
 void inj_feats_release(struct inj_feats *f)
@@ -137,7 +176,7 @@ float inj_model_logit(const struct inj_model *m, const uint32_t *f, size_t n)
 {
     if (n == 0) return m->bias;
     const uint32_t mask = (1u << m->bits) - 1;
-    int32_t sum = 0;
+    int64_t sum = 0;
     for (size_t i = 0; i < n; i++) {
         int32_t w = m->w[f[i] & mask];
         sum += (f[i] & 0x80000000u) ? -w : w;

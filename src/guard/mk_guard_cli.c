@@ -39,6 +39,7 @@ struct train_opts {
     double lr;
     double l2;
     double norm_power;
+    uint32_t features;
 };
 
 struct rows {
@@ -55,6 +56,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: mayak guard train --data FILE.jsonl [--data FILE ...] --out MODEL\n"
             "         [--emit-c FILE.c] [--split NAME] [--bits N] [--epochs N] [--seed N] [--lr X] [--l2 X] [--norm-power P]\n"
+            "         [--features LIST]   LIST: comma-separated c2,c3,c4,c5 (character n-grams), w1,w2 (words)\n"
             "  Trains the prompt-injection classifier from JSONL rows {\"text\", \"label\" (0|1), \"split\"}.\n"
             "  Rows of split \"test\" are never used; rows of another split than NAME (default train) are skipped.\n");
 }
@@ -81,6 +83,27 @@ static int parse_double(const char *s, double lo, double hi, double *out)
     return 0;
 }
 
+/* "c3,c4,w1" -> INJ_FEAT_* bits; 0 when the list is empty or names something unknown. */
+static uint32_t parse_features(const char *s)
+{
+    static const struct { const char *name; uint32_t bit; } names[] = {
+        {"c2", INJ_FEAT_CHAR2}, {"c3", INJ_FEAT_CHAR3}, {"c4", INJ_FEAT_CHAR4},
+        {"c5", INJ_FEAT_CHAR5}, {"w1", INJ_FEAT_WORD1}, {"w2", INJ_FEAT_WORD2},
+    };
+    uint32_t bits = 0;
+    while (*s) {
+        const char *e = strchr(s, ',');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        size_t k = 0;
+        while (k < sizeof(names) / sizeof(names[0]) && !(strlen(names[k].name) == n && memcmp(names[k].name, s, n) == 0)) k++;
+        if (k == sizeof(names) / sizeof(names[0])) return 0;
+        bits |= names[k].bit;
+        s += n;
+        if (*s == ',') s++;
+    }
+    return bits;
+}
+
 static int parse_args(int argc, char **argv, struct train_opts *o)
 {
     memset(o, 0, sizeof(*o));
@@ -91,6 +114,7 @@ static int parse_args(int argc, char **argv, struct train_opts *o)
     o->lr = 4.0;
     o->norm_power = INJ_DEFAULT_NORM_POWER;
     o->l2 = 1e-4;
+    o->features = INJ_FEAT_DEFAULT;
     int i = 1;
     /* Accept both `train --data ...` and `--data ...` (argv[0] is the command). */
     if (i < argc && strcmp(argv[i], "train") == 0) i++;
@@ -109,6 +133,9 @@ static int parse_args(int argc, char **argv, struct train_opts *o)
             if (parse_double(v, 0, 1, &o->norm_power)) { fprintf(stderr, "guard train: --norm-power 0..1\n"); return MK_EINVAL; }
         }
         else if (strcmp(a, "--split") == 0) o->split = v;
+        else if (strcmp(a, "--features") == 0) {
+            if (!(o->features = parse_features(v))) { fprintf(stderr, "guard train: --features: c2,c3,c4,c5,w1,w2\n"); return MK_EINVAL; }
+        }
         else if (strcmp(a, "--bits") == 0) {
             if (parse_ull(v, INJ_MODEL_MIN_BITS, INJ_MODEL_MAX_BITS, &u)) { fprintf(stderr, "guard train: --bits %d..%d\n", INJ_MODEL_MIN_BITS, INJ_MODEL_MAX_BITS); return MK_EINVAL; }
             o->bits = (unsigned)u;
@@ -202,8 +229,8 @@ static int load_line(const char *line, size_t len, const struct train_opts *o, s
     if (mk_normalize(norm, text, tlen) != 0) { r->skipped_bad++; goto out; }
     f->n = 0;
     mk_slice b = mk_norm_view_slice(norm, MK_NORM_BASE), d = mk_norm_view_slice(norm, MK_NORM_DECODED);
-    if ((rc = inj_features(b.ptr, b.len, o->bits, INJ_FEAT_DEFAULT, f))) goto out;
-    if (d.len && (rc = inj_features(d.ptr, d.len, o->bits, INJ_FEAT_DEFAULT, f))) goto out;
+    if ((rc = inj_features(b.ptr, b.len, o->bits, o->features, f))) goto out;
+    if (d.len && (rc = inj_features(d.ptr, d.len, o->bits, o->features, f))) goto out;
     rc = rows_add(r, f, label);
 out:
     json_object_put(obj);
@@ -281,7 +308,7 @@ static int fit(const struct rows *r, const struct train_opts *o, struct inj_mode
     float maxabs = 0;
     for (size_t b = 0; b < nw; b++) if (fabsf(w[b]) > maxabs) maxabs = fabsf(w[b]);
     m->bits = o->bits;
-    m->features = INJ_FEAT_DEFAULT;
+    m->features = o->features;
     m->bias = (float)bias;
     m->scale = maxabs > 0 ? maxabs / 127.0f : 1.0f;
     m->norm_power = (float)o->norm_power;

@@ -40,7 +40,6 @@ struct workspace {
     uint64_t generation; /* detector the scratch is prepared for */
     struct mk_norm norm;
     struct inj_scratch *scratch;
-    struct inj_feats feats;
     uint8_t *hits;
     size_t hits_cap;
 };
@@ -55,7 +54,6 @@ static void ws_destroy(void *p)
     if (!ws) return;
     mk_norm_release(&ws->norm);
     inj_scratch_free(ws->scratch);
-    inj_feats_release(&ws->feats);
     free(ws->hits);
     free(ws);
 }
@@ -235,13 +233,13 @@ int mk_injection_scan_policy(const struct mk_injection *det, const char *text, s
     /* Classifier over BASE and DECODED. */
     float mp = 0.0f;
     if (det->model) {
-        ws->feats.n = 0;
         const struct inj_model *m = det->model;
+        struct inj_score_acc acc = {0, 0};
         mk_slice b = mk_norm_view_slice(&ws->norm, MK_NORM_BASE);
         mk_slice d = mk_norm_view_slice(&ws->norm, MK_NORM_DECODED);
-        if ((rc = inj_features(b.ptr, b.len, m->bits, m->features, &ws->feats))) return rc;
-        if (d.len && (rc = inj_features(d.ptr, d.len, m->bits, m->features, &ws->feats))) return rc;
-        float z = inj_model_logit(m, ws->feats.v, ws->feats.n);
+        inj_model_accumulate(m, b.ptr, b.len, &acc);
+        if (d.len) inj_model_accumulate(m, d.ptr, d.len, &acc);
+        float z = inj_model_logit_acc(m, &acc);
         mp = 1.0f / (1.0f + expf(-z));
     }
 

@@ -146,6 +146,30 @@ static int32_t latin_to_cyr(int32_t cp)
     }
 }
 
+/* ---- byte tables (built once, like the base64 tables below) ---- */
+
+/* ascii_keep[c]: for an ASCII byte that the clean pass copies (letters, digits,
+ * punctuation), its lower-case form; 0 for whitespace, controls and non-ASCII.
+ * ascii_cls[c]: bit flags of ASCII classes the passes below ask about. */
+static uint8_t ascii_keep[256];
+enum { C_LOWER = 1, C_ALNUM = 2, C_SPACER = 4, C_LEET = 8, C_TOK = 16 };
+static uint8_t ascii_cls[256];
+
+static void ascii_tab_init(void)
+{
+    for (int c = 0; c < 256; c++) {
+        uint8_t k = 0, cls = 0;
+        if (c >= 0x21 && c < 0x7F) k = (uint8_t)((c >= 'A' && c <= 'Z') ? c + 32 : c);
+        ascii_keep[c] = k;
+        if (c >= 'a' && c <= 'z') cls |= C_LOWER | C_ALNUM | C_TOK;
+        if (c >= '0' && c <= '9') cls |= C_ALNUM | C_TOK;
+        if (c == ' ' || c == '.' || c == '-' || c == '_' || c == '*' || c == '|' || c == '+' || c == '/') cls |= C_SPACER;
+        if (c == '0' || c == '1' || c == '3' || c == '4' || c == '5' || c == '7' || c == '@' || c == '$') cls |= C_LEET;
+        if (c == '@' || c == '$' || c >= 0x80) cls |= C_TOK;
+        ascii_cls[c] = cls;
+    }
+}
+
 /* ---- pass 1: clean ---- */
 
 static int pass_clean(mk_buf *out, const uint8_t *s, size_t len, unsigned *flags)
@@ -153,8 +177,39 @@ static int pass_clean(mk_buf *out, const uint8_t *s, size_t len, unsigned *flags
     int rc = prepare(out, len);
     if (rc) return rc;
     unsigned ws = 0;
+    char *o = out->data;
     for (size_t i = 0; i < len;) {
         uint8_t c = s[i];
+        /* The common case, a run of printable ASCII: one table look-up a byte. */
+        uint8_t k = ascii_keep[c];
+        if (k) {
+            if (ws) {
+                if (out->len) { o[out->len++] = ' '; if (ws > 1) o[out->len++] = ' '; }
+                ws = 0;
+            }
+            size_t ol = out->len;
+            do { o[ol++] = (char)k; i++; } while (i < len && (k = ascii_keep[s[i]]) != 0);
+            out->len = ol;
+            continue;
+        }
+        /* A run of basic Cyrillic letters (U+0410..U+044F): lower-case them in place. */
+        if ((c == 0xD0 || c == 0xD1) && i + 1 < len && (s[i + 1] & 0xC0) == 0x80) {
+            int32_t cp = ((int32_t)(c & 0x1F) << 6) | (s[i + 1] & 0x3F);
+            if (cp >= 0x410 && cp <= 0x44F) {
+                if (ws) {
+                    if (out->len) { o[out->len++] = ' '; if (ws > 1) o[out->len++] = ' '; }
+                    ws = 0;
+                }
+                do {
+                    if (cp < 0x430) cp += 0x20;
+                    put_cp(out, cp);
+                    i += 2;
+                    if (i + 1 >= len || (s[i] != 0xD0 && s[i] != 0xD1) || (s[i + 1] & 0xC0) != 0x80) break;
+                    cp = ((int32_t)(s[i] & 0x1F) << 6) | (s[i + 1] & 0x3F);
+                } while (cp >= 0x410 && cp <= 0x44F);
+                continue;
+            }
+        }
         if (c < 0x80) {
             i++;
             if (c == ' ' || (c >= 0x09 && c <= 0x0D)) { ws++; continue; }
@@ -208,14 +263,26 @@ static int pass_script(mk_buf *out, const uint8_t *s, size_t len, unsigned *flag
     while (i < len) {
         /* ASCII non-letters copy straight through. */
         uint8_t c = s[i];
-        if (c < 0x80 && !(c >= 'a' && c <= 'z')) { out->data[out->len++] = (char)c; i++; continue; }
+        if (c < 0x80 && !(ascii_cls[c] & C_LOWER)) {
+            /* ASCII non-letters copy straight through, a run at a time. */
+            size_t j = i + 1;
+            while (j < len && s[j] < 0x80 && !(ascii_cls[s[j]] & C_LOWER)) j++;
+            memcpy(out->data + out->len, s + i, j - i);
+            out->len += j - i;
+            i = j;
+            continue;
+        }
         /* Fast path: a run of ASCII letters and 2-byte Cyrillic letters in one
          * script, ending at ASCII or the end, is copied as is. */
         {
             size_t j = i;
             bool lat = false, cyr = false;
             for (;;) {
-                if (j < len && s[j] >= 'a' && s[j] <= 'z') { lat = true; j++; continue; }
+                if (j < len && (ascii_cls[s[j]] & C_LOWER)) {
+                    do j++; while (j < len && (ascii_cls[s[j]] & C_LOWER));
+                    lat = true;
+                    continue;
+                }
                 if (j + 1 < len && s[j] >= 0xD0 && s[j] <= 0xD3) {
                     int32_t cp = ((int32_t)(s[j] & 0x1F) << 6) | (s[j + 1] & 0x3F);
                     if (cp < 0x482 || cp > 0x489) { cyr = true; j += 2; continue; }
@@ -306,13 +373,39 @@ static int pass_join(mk_buf *out, const uint8_t *s, size_t len, unsigned *flags)
             continue;
         }
         if (c < 0x80) {
-            bool a = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-            if (!(a && prev_boundary && i + 1 < len && is_spacer(s[i + 1]))) {
-                out->data[out->len++] = (char)c;
+            bool a = ascii_cls[c] & C_ALNUM;
+            if (!(a && prev_boundary && i + 1 < len && (ascii_cls[s[i + 1]] & C_SPACER))) {
+                size_t ol = out->len;
+                out->data[ol++] = (char)c;
                 i++;
+                /* The rest of an ASCII word cannot start a spaced run: copy it. */
+                if (a)
+                    while (i < len && (ascii_cls[s[i]] & C_ALNUM)) out->data[ol++] = (char)s[i++];
+                out->len = ol;
                 prev_boundary = !a;
                 continue;
             }
+        }
+        /* Inside a word, two-byte Cyrillic letters (lead D0..D3, not the
+         * combining signs U+0482..U+0489) and ASCII alnums copy straight through:
+         * only a word's first character can start a spaced run. */
+        if (!prev_boundary && c >= 0xD0 && c <= 0xD3 && i + 1 < len) {
+            size_t ol = out->len, i0 = i;
+            for (;;) {
+                uint8_t b0 = s[i];
+                if (b0 >= 0xD0 && b0 <= 0xD3 && i + 1 < len && !(b0 == 0xD2 && s[i + 1] >= 0x82 && s[i + 1] <= 0x89)) {
+                    out->data[ol++] = (char)b0;
+                    out->data[ol++] = (char)s[i + 1];
+                    i += 2;
+                } else if (b0 < 0x80 && (ascii_cls[b0] & C_ALNUM)) {
+                    out->data[ol++] = (char)b0;
+                    i++;
+                } else {
+                    break;
+                }
+            }
+            out->len = ol;
+            if (i != i0) continue;
         }
         int32_t cp;
         size_t n = dec(s, i, len, &cp);
@@ -419,8 +512,11 @@ static int pass_leet(mk_buf *out, const uint8_t *s, size_t len, bool one_as_l, b
 static int8_t b64_tab[256], hex_tab[256];
 static pthread_once_t tab_once = PTHREAD_ONCE_INIT;
 
+static void ascii_tab_init(void);
+
 static void tab_init(void)
 {
+    ascii_tab_init();
     for (int c = 0; c < 256; c++) {
         int v = -1;
         if (c >= 'A' && c <= 'Z') v = c - 'A';
@@ -482,8 +578,16 @@ static int scan_encoded(struct mk_norm *n, const uint8_t *s, size_t len, int dep
     int rc = 0;
     size_t i = 0;
     while (i < len && rc == 0) {
-        /* Runs of base64/hex alphabet characters. */
-        if (b64val(s[i]) < 0) { i++; continue; }
+        /* Runs of base64/hex alphabet characters. A run must be at least
+         * MK_NORM_MIN_ENCODED long, so look at the far end of the window first:
+         * ordinary words are shorter, and one non-alphabet byte in the window
+         * lets the scan jump past it (most text is skipped many bytes a step). */
+        if (len - i < MK_NORM_MIN_ENCODED) break;
+        {
+            size_t k = i + MK_NORM_MIN_ENCODED;
+            while (k > i && b64val(s[k - 1]) >= 0) k--;
+            if (k > i) { i = k; continue; }
+        }
         size_t start = i;
         while (i < len && b64val(s[i]) >= 0) i++;
         if (i - start < MK_NORM_MIN_ENCODED) continue;
@@ -556,6 +660,12 @@ static int check_text(const uint8_t *s, size_t len)
             if ((w & 0x8080808080808080ULL) == 0) { i += 8; continue; }
         }
         if (s[i] < 0x80) { i++; continue; }
+        /* Two-byte Cyrillic (lead D0..D3, never overlong), the usual non-ASCII. */
+        if (s[i] >= 0xD0 && s[i] <= 0xD3 && i + 1 < len && (s[i + 1] & 0xC0) == 0x80) {
+            if (!slow && !is_fast_cp(((int32_t)(s[i] & 0x1F) << 6) | (s[i + 1] & 0x3F))) slow = 1;
+            i += 2;
+            continue;
+        }
         size_t n = mk_utf8_valid_prefix((const char *)s + i, len - i);
         if (n == 0) return -1;
         int32_t cp;
@@ -605,11 +715,136 @@ static int nfkc_chunks(mk_buf *out, const uint8_t *s, size_t len)
     return out->len > 4 * len + 64 ? MK_ETOOBIG : 0;
 }
 
+/* ---- one-pass fast path ---- */
+
+/* Non-ASCII punctuation of the fast set (is_fast_cp) that the clean pass keeps
+ * as it is and that is neither a letter nor a digit: copied through by
+ * pass_simple. Returns its UTF-8 length, or 0 when s[i] starts something else. */
+static inline size_t simple_punct(const uint8_t *s, size_t i, size_t len)
+{
+    uint8_t c = s[i];
+    if (c == 0xC2 && i + 1 < len) {
+        uint8_t d = s[i + 1];
+        return (d == 0xAB || d == 0xBB || d == 0xA7 || d == 0xA9 || d == 0xAE || d == 0xB0 || d == 0xB1 || d == 0xB7) ? 2 : 0;
+    }
+    if (c == 0xC3 && i + 1 < len) return (s[i + 1] == 0x97 || s[i + 1] == 0xB7) ? 2 : 0;
+    if (c == 0xE2 && i + 2 < len && s[i + 1] == 0x80) {
+        uint8_t d = s[i + 2];
+        return ((d >= 0x90 && d <= 0x95) || (d >= 0x98 && d <= 0xA2)) ? 3 : 0;
+    }
+    return 0;
+}
+
+/*
+ * BASE in one pass for the usual text: ASCII, basic Cyrillic (U+0410..U+044F,
+ * Ё/ё) and the punctuation above, with no control characters, no word mixing
+ * Latin and Cyrillic letters and no two one-character tokens separated by a
+ * single spacer (the least a spaced-out run needs). For such text the clean,
+ * script and join passes reduce to: lower-case, ё -> е, whitespace runs -> one
+ * space, no leading or trailing space; this pass does exactly that. On anything
+ * else it gives up (returns 1) and the caller runs the full passes, so the
+ * result never differs (a differential test over random and real text checks).
+ * Returns 0 when out holds BASE, 1 to fall back, or MK_ENOMEM.
+ */
+static int pass_simple(mk_buf *out, const uint8_t *s, size_t len)
+{
+    int rc = prepare(out, len);
+    if (rc) return rc;
+    char *o = out->data;
+    size_t ol = 0, i = 0;
+    bool ws = false;          /* whitespace pending */
+    bool in_tok = false;      /* the previous code point was alnum */
+    size_t tok_len = 0, tok_start = 0;
+    size_t single_end = (size_t)-1; /* out offset just after the last one-character token */
+    bool lat = false, cyr = false;  /* letters of each script in the current word */
+#define TOKEN_END()                                                                                   \
+    do {                                                                                              \
+        if (in_tok) {                                                                                 \
+            if (tok_len == 1) {                                                                       \
+                if (single_end != (size_t)-1 && tok_start == single_end + 1 &&                        \
+                    (ascii_cls[(uint8_t)o[single_end]] & C_SPACER))                                   \
+                    return 1;                                                                         \
+                single_end = ol;                                                                      \
+            }                                                                                         \
+            in_tok = false;                                                                           \
+        }                                                                                             \
+        lat = cyr = false;                                                                            \
+    } while (0)
+#define EMIT_WS()                                                                                     \
+    do {                                                                                              \
+        if (ws) {                                                                                     \
+            if (ol) o[ol++] = ' ';                                                                    \
+            ws = false;                                                                               \
+        }                                                                                             \
+    } while (0)
+    while (i < len) {
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            uint8_t k = ascii_keep[c];
+            if (!k) {
+                if (c == ' ' || (c >= 0x09 && c <= 0x0D)) { TOKEN_END(); ws = true; i++; continue; }
+                return 1; /* a control character: the full passes flag it */
+            }
+            uint8_t cls = ascii_cls[k];
+            if (cls & C_ALNUM) {
+                EMIT_WS();
+                if (!in_tok) { in_tok = true; tok_len = 0; tok_start = ol; }
+                /* The whole ASCII alnum run at once. */
+                do {
+                    if (ascii_cls[k] & C_LOWER) {
+                        if (cyr) return 1; /* a word mixing scripts */
+                        lat = true;
+                    } else {
+                        lat = cyr = false; /* a digit ends a word (not a token) */
+                    }
+                    o[ol++] = (char)k;
+                    tok_len++;
+                    i++;
+                } while (i < len && (k = ascii_keep[s[i]]) != 0 && (ascii_cls[k] & C_ALNUM));
+                continue;
+            }
+            TOKEN_END();
+            EMIT_WS();
+            o[ol++] = (char)k;
+            i++;
+            continue;
+        }
+        if ((c == 0xD0 || c == 0xD1) && i + 1 < len) {
+            int32_t cp = ((int32_t)(c & 0x1F) << 6) | (s[i + 1] & 0x3F);
+            if (cp == 0x401 || cp == 0x451) cp = 0x435;
+            if (cp >= 0x410 && cp <= 0x44F) {
+                if (cp < 0x430) cp += 0x20;
+                EMIT_WS();
+                if (!in_tok) { in_tok = true; tok_len = 0; tok_start = ol; }
+                cyr = true;
+                if (lat) return 1;
+                o[ol++] = (char)(0xC0 | (cp >> 6));
+                o[ol++] = (char)(0x80 | (cp & 0x3F));
+                tok_len++;
+                i += 2;
+                continue;
+            }
+        }
+        size_t m = simple_punct(s, i, len);
+        if (!m) return 1;
+        TOKEN_END();
+        EMIT_WS();
+        memcpy(o + ol, s + i, m);
+        ol += m;
+        i += m;
+    }
+    TOKEN_END();
+#undef TOKEN_END
+#undef EMIT_WS
+    out->len = ol;
+    finish(out);
+    return 0;
+}
+
 /* BASE normalisation of s into base_out (using n's scratch), plus encoded
  * segments of s into n's DECODED view. */
 static int normalize_depth(struct mk_norm *n, const uint8_t *s, size_t len, int depth, mk_buf *base_out)
 {
-    pthread_once(&tab_once, tab_init);
     int kind = check_text(s, len);
     if (kind < 0) return MK_EBADUTF8;
     /* Separate scratch per depth would be needed if passes interleaved; they do
@@ -627,9 +862,13 @@ static int normalize_depth(struct mk_norm *n, const uint8_t *s, size_t len, int 
         srclen = m->len;
         n->flags |= MK_NORM_F_NFKC_CHANGED;
     }
-    if ((rc = pass_clean(s0, src, srclen, &n->flags))) goto out;
-    if ((rc = pass_script(s1, (const uint8_t *)s0->data, s0->len, &n->flags))) goto out;
-    if ((rc = pass_join(base_out, (const uint8_t *)s1->data, s1->len, &n->flags))) goto out;
+    if (kind == 0 && (rc = pass_simple(base_out, s, len)) <= 0) {
+        if (rc) goto out;
+    } else {
+        if ((rc = pass_clean(s0, src, srclen, &n->flags))) goto out;
+        if ((rc = pass_script(s1, (const uint8_t *)s0->data, s0->len, &n->flags))) goto out;
+        if ((rc = pass_join(base_out, (const uint8_t *)s1->data, s1->len, &n->flags))) goto out;
+    }
     rc = scan_encoded(n, s, len, depth);
 out:
     mk_buf_release(&a);
@@ -667,6 +906,7 @@ int mk_normalize(struct mk_norm *n, const char *text, size_t len)
     clear_views(n);
     if (len > MK_NORM_MAX_INPUT) return MK_ETOOBIG;
     if (len == 0) return 0;
+    pthread_once(&tab_once, tab_init);
     const uint8_t *s = (const uint8_t *)text;
     int rc = normalize_depth(n, s, len, 0, &n->view[MK_NORM_BASE]);
     if (rc) { clear_views(n); return rc; }
@@ -678,7 +918,7 @@ int mk_normalize(struct mk_norm *n, const char *text, size_t len)
     bool maybe = false;
     for (size_t i = 0; i < base->len && !maybe; i++) {
         uint8_t c = (uint8_t)base->data[i];
-        if (!((c >= '0' && c <= '9') || c == '@' || c == '$') || !leet_of(c, false)) continue;
+        if (!(ascii_cls[c] & C_LEET)) continue;
         size_t a = i, b = i + 1;
         while (a > 0 && is_tok_byte((uint8_t)base->data[a - 1])) a--;
         while (b < base->len && is_tok_byte((uint8_t)base->data[b])) b++;

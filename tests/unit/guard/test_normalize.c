@@ -194,3 +194,28 @@ Test(normalize, workspace_reuse)
     cr_assert_str_eq(view(MK_NORM_DECODED), "");
     cr_assert_eq(n.flags, 0);
 }
+
+/* The one-pass path (ASCII, basic Cyrillic, common punctuation) and its
+ * fall-backs give what the full passes give. */
+Test(normalize, one_pass_path_and_fallbacks)
+{
+    norm_ok("  Привет,\t«МИР» — Ёжик ЁЛКА 2024 year!  ");
+    cr_assert_str_eq(view(MK_NORM_BASE), "привет, «мир» — ежик елка 2024 year!");
+    cr_assert_eq(n.flags, 0);
+    /* A digit ends a word: "ab1где" is two words, not a mixed one. */
+    norm_ok("ab1где");
+    cr_assert_str_eq(view(MK_NORM_BASE), "ab1где");
+    cr_assert_eq(n.flags & MK_NORM_F_HOMOGLYPH, 0);
+    /* A mixed word after a digit run falls back and is folded. */
+    norm_ok("12 Еz0");
+    cr_assert(n.flags & MK_NORM_F_HOMOGLYPH);
+    /* Two one-letter tokens joined by a spacer fall back; a real run is joined. */
+    norm_ok("и в дом");
+    cr_assert_str_eq(view(MK_NORM_BASE), "и в дом");
+    norm_ok("say h-e-l-l-o now");
+    cr_assert_str_eq(view(MK_NORM_BASE), "say hello now");
+    /* A control character falls back and is flagged. */
+    norm_ok("ab\x01" "cd");
+    cr_assert_str_eq(view(MK_NORM_BASE), "abcd");
+    cr_assert(n.flags & MK_NORM_F_INVISIBLE);
+}
