@@ -12,6 +12,13 @@
  *                                               then fill with all train, query test
  *   bench_cache clinc150 <dir> [--no-guard]    fill in-scope train, query in-scope test
  *                                               and out-of-scope test (any hit is false)
+ *   bench_cache multilingual <dir> [--no-guard] Kazakh and English intents (xSID: fill
+ *                                               valid, query test), Russian and Kazakh
+ *                                               help-page titles vs descriptions (GNOME
+ *                                               Help, ../kb_gnome_help), and Russian
+ *                                               factoid questions that must not hit each
+ *                                               other (RuBQ: a hit is good only when both
+ *                                               questions have the same SPARQL query)
  * Dataset text is read at run time and never written anywhere.
  */
 #include <stdio.h>
@@ -24,8 +31,8 @@
 #include "cache/mk_cache.h"
 #include "core/mk_buf.h"
 
-#define NT 11
-static const double thresholds[NT] = {0.60, 0.65, 0.70, 0.72, 0.75, 0.78, 0.80, 0.82, 0.85, 0.88, 0.90};
+#define NT 12
+static const double thresholds[NT] = {0.60, 0.65, 0.70, 0.75, 0.78, 0.80, 0.82, 0.84, 0.85, 0.86, 0.88, 0.90};
 
 struct item {
     char *text;
@@ -160,9 +167,10 @@ static void report(const char *title, const struct tally *t)
     printf("  threshold  hit_rate  false_hit_rate  precision\n");
     for (int k = 0; k < NT; k++) {
         double q = (double)t->queries;
-        printf("  %9.2f  %7.1f%%  %13.2f%%  %8.1f%%\n", thresholds[k], 100.0 * (double)t->good[k] / q,
+        bool dflt = thresholds[k] > MK_CACHE_DEFAULT_THRESHOLD - 1e-9 && thresholds[k] < MK_CACHE_DEFAULT_THRESHOLD + 1e-9;
+        printf("  %9.2f  %7.1f%%  %13.2f%%  %8.1f%%%s\n", thresholds[k], 100.0 * (double)t->good[k] / q,
                100.0 * (double)(t->hits[k] - t->good[k]) / q,
-               t->hits[k] ? 100.0 * (double)t->good[k] / (double)t->hits[k] : 100.0);
+               t->hits[k] ? 100.0 * (double)t->good[k] / (double)t->hits[k] : 100.0, dflt ? "  <- default" : "");
     }
 }
 
@@ -189,10 +197,117 @@ static int load_clinc(const char *path, const char *part, struct set *s)
     return 0;
 }
 
+/* JSON Lines: one object per line; text and label are string fields. Rows are kept
+ * when every (key, value) pair of `where` (NULL-terminated, may be NULL) matches. */
+static int load_jsonl(const char *path, const char *text_key, const char *label_key, const char *const *where,
+                      struct set *s)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        json_object *row = json_tokener_parse(line), *v;
+        if (!row) continue;
+        const char *text = json_object_object_get_ex(row, text_key, &v) ? json_object_get_string(v) : NULL;
+        const char *label = json_object_object_get_ex(row, label_key, &v) ? json_object_get_string(v) : NULL;
+        bool keep = text && label;
+        for (size_t i = 0; keep && where && where[i]; i += 2)
+            keep = json_object_object_get_ex(row, where[i], &v) && strcmp(json_object_get_string(v), where[i + 1]) == 0;
+        if (keep) add(s, text, strlen(text), label, strlen(label));
+        json_object_put(row);
+    }
+    free(line);
+    fclose(f);
+    return 0;
+}
+
+/* RuBQ 1.0 (a JSON array): question_text, labelled by its SPARQL query (two questions
+ * with one query ask the same thing). `part` 0 keeps even rows, 1 odd rows. */
+static int load_rubq(const char *path, int part, struct set *s)
+{
+    json_object *root = json_object_from_file(path);
+    if (!root || !json_object_is_type(root, json_type_array)) return -1;
+    for (size_t i = (size_t)part; i < json_object_array_length(root); i += 2) {
+        json_object *row = json_object_array_get_idx(root, i), *q, *sparql, *uid;
+        if (!json_object_object_get_ex(row, "question_text", &q)) continue;
+        char label[64];
+        const char *l = json_object_object_get_ex(row, "query", &sparql) && json_object_is_type(sparql, json_type_string)
+                            ? json_object_get_string(sparql)
+                            : NULL;
+        if (!l) { /* no query: a label nothing else has */
+            snprintf(label, sizeof label, "uid:%d",
+                     json_object_object_get_ex(row, "uid", &uid) ? json_object_get_int(uid) : (int)i);
+            l = label;
+        }
+        const char *text = json_object_get_string(q);
+        add(s, text, strlen(text), l, strlen(l));
+    }
+    json_object_put(root);
+    return 0;
+}
+
+static int run_pair(const char *title, const struct set *fillset, const struct set *queries, bool expect_none,
+                    bool no_guard)
+{
+    if (fillset->n == 0 || queries->n == 0) return fprintf(stderr, "%s: no data\n", title), 1;
+    struct tally t;
+    mk_cache *c = fill(fillset, 0, no_guard);
+    query(c, queries, 0, expect_none, &t);
+    char head[256];
+    snprintf(head, sizeof head, "%s (%zu cached, %zu looked up)", title, fillset->n, queries->n);
+    report(head, &t);
+    mk_cache_free(c);
+    return 0;
+}
+
+static int multilingual(const char *dir, bool no_guard)
+{
+    char a[4096], b[4096];
+    int rc = 0;
+    printf("Multilingual%s\n", no_guard ? " (guard off)" : "");
+    for (int lang = 0; lang < 2; lang++) {
+        const char *l = lang == 0 ? "kk" : "en";
+        struct set fillset = {0}, queries = {0};
+        snprintf(a, sizeof a, "%s/xsid_kk_en/%s.valid.jsonl", dir, l);
+        snprintf(b, sizeof b, "%s/xsid_kk_en/%s.test.jsonl", dir, l);
+        if (load_jsonl(a, "text", "intent", NULL, &fillset) || load_jsonl(b, "text", "intent", NULL, &queries))
+            return perror(a), 1;
+        char title[128];
+        snprintf(title, sizeof title, "xSID %s intents: valid cached, test looked up", l);
+        rc |= run_pair(title, &fillset, &queries, false, no_guard);
+        free_set(&fillset);
+        free_set(&queries);
+    }
+    for (int lang = 0; lang < 2; lang++) {
+        const char *l = lang == 0 ? "ru" : "kk";
+        struct set fillset = {0}, queries = {0};
+        snprintf(a, sizeof a, "%s/../kb_gnome_help/eval_queries.jsonl", dir);
+        const char *titles[] = {"lang", l, "query_type", "title", NULL};
+        const char *descs[] = {"lang", l, "query_type", "desc", NULL};
+        if (load_jsonl(a, "query", "gold_id", titles, &fillset) || load_jsonl(a, "query", "gold_id", descs, &queries))
+            return perror(a), 1;
+        char title[128];
+        snprintf(title, sizeof title, "GNOME Help %s: page titles cached, descriptions looked up", l);
+        rc |= run_pair(title, &fillset, &queries, false, no_guard);
+        free_set(&fillset);
+        free_set(&queries);
+    }
+    struct set even = {0}, odd = {0};
+    for (int f = 0; f < 2; f++) {
+        snprintf(a, sizeof a, "%s/rubq/%s", dir, f == 0 ? "RuBQ_1.0_dev.json" : "RuBQ_1.0_test.json");
+        if (load_rubq(a, 0, &even) || load_rubq(a, 1, &odd)) return perror(a), 1;
+    }
+    rc |= run_pair("RuBQ ru factoid questions (distinct questions must not hit)", &even, &odd, false, no_guard);
+    free_set(&even);
+    free_set(&odd);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s banking77|clinc150 <dataset dir> [--no-guard]\n", argv[0]);
+        fprintf(stderr, "usage: %s banking77|clinc150|multilingual <dataset dir> [--no-guard]\n", argv[0]);
         return 2;
     }
     bool no_guard = argc > 3 && strcmp(argv[3], "--no-guard") == 0;
@@ -236,6 +351,7 @@ int main(int argc, char **argv)
         free_set(&oos);
         return 0;
     }
+    if (strcmp(argv[1], "multilingual") == 0) return multilingual(argv[2], no_guard);
     fprintf(stderr, "unknown dataset %s\n", argv[1]);
     return 2;
 }

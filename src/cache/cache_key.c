@@ -35,12 +35,32 @@ static void feed(crypto_generichash_state *st, const void *p, size_t n)
     crypto_generichash_update(st, p, n);
 }
 
+/* "<tag><decimal>:" without printf: the key is computed on every chat request, and
+ * formatting was most of its cost (bench/cache/http.sh, callgrind). */
+static void feed_tagged(crypto_generichash_state *st, char tag, unsigned long long n, bool negative)
+{
+    char buf[32];
+    size_t i = sizeof buf;
+    buf[--i] = ':';
+    do {
+        buf[--i] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    if (negative) buf[--i] = '-';
+    buf[--i] = tag;
+    feed(st, buf + i, sizeof buf - i);
+}
+
 static void feed_str(crypto_generichash_state *st, const char *s, size_t n)
 {
-    char head[32];
-    int h = snprintf(head, sizeof head, "s%zu:", n);
-    feed(st, head, (size_t)h);
+    feed_tagged(st, 's', n, false);
     feed(st, s, n);
+}
+
+static void feed_int(crypto_generichash_state *st, long long v)
+{
+    unsigned long long mag = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    feed_tagged(st, '#', mag, v < 0);
 }
 
 static int cmp_keys(const void *a, const void *b)
@@ -55,16 +75,14 @@ static int feed_json(crypto_generichash_state *st, json_object *v)
     switch (json_object_get_type(v)) {
     case json_type_null: feed(st, "n", 1); return 0;
     case json_type_boolean: feed(st, json_object_get_boolean(v) ? "t" : "f", 1); return 0;
-    case json_type_int: {
-        int n = snprintf(num, sizeof num, "#%lld", (long long)json_object_get_int64(v));
-        feed(st, num, (size_t)n);
-        return 0;
-    }
+    case json_type_int: feed_int(st, (long long)json_object_get_int64(v)); return 0;
     case json_type_double: {
         double d = json_object_get_double(v);
-        int n;
-        if (isfinite(d) && d == floor(d) && fabs(d) < 9e15) n = snprintf(num, sizeof num, "#%lld", (long long)d);
-        else n = snprintf(num, sizeof num, "#%.17g", d);
+        if (isfinite(d) && d == floor(d) && fabs(d) < 9e15) {
+            feed_int(st, (long long)d); /* 1.0 and 1 are one number */
+            return 0;
+        }
+        int n = snprintf(num, sizeof num, "#%.17g:", d);
         feed(st, num, (size_t)n);
         return 0;
     }
@@ -109,10 +127,8 @@ static int feed_json(crypto_generichash_state *st, json_object *v)
 }
 
 /* Tenant, group and the answer-changing parameters (sorted by name). */
-static int feed_prefix(crypto_generichash_state *st, const char *tag, const char *tenant, const char *group,
-                       json_object *body)
+static int feed_prefix(crypto_generichash_state *st, const char *tenant, const char *group, json_object *body)
 {
-    feed_str(st, tag, strlen(tag));
     feed_str(st, tenant, strlen(tenant));
     feed_str(st, group, strlen(group));
     size_t n = (size_t)json_object_object_length(body), i = 0;
@@ -234,22 +250,21 @@ int mk_cache_request_init(struct mk_cache_request *r, const char *tenant, const 
     json_object *last = json_object_array_get_idx(messages, nmsg - 1);
     if (user_text(last, &r->query, &r->query_len) != 0) goto nomem;
 
+    /* One pass over what both keys share — tenant, group, parameters and the turns
+     * before the last — then the state is forked: the namespace is that conversation
+     * so far, the exact key adds the last turn. (With no final user turn there is no
+     * semantic level, and the namespace is unused.) The kind is hashed last, so the
+     * two digests differ even for equal input. */
     crypto_generichash_state ex, ns;
-    crypto_generichash_init(&ex, NULL, 0, sizeof r->exact);
     crypto_generichash_init(&ns, NULL, 0, sizeof r->ns_digest);
-    if (feed_prefix(&ex, "exact", tenant, group, body) || feed_prefix(&ns, "namespace", tenant, group, body))
-        goto nomem;
-    feed(&ex, "[", 1);
+    if (feed_prefix(&ns, tenant, group, body)) goto nomem;
     feed(&ns, "[", 1);
-    for (size_t i = 0; i < nmsg; i++) {
-        json_object *m = json_object_array_get_idx(messages, i);
-        if (feed_json(&ex, m)) goto nomem;
-        /* The namespace is the conversation before the final user turn (with no final
-         * user turn there is no semantic level, and the namespace is unused). */
-        if (i + 1 < nmsg && feed_json(&ns, m)) goto nomem;
-    }
-    feed(&ex, "]", 1);
-    feed(&ns, "]", 1);
+    for (size_t i = 0; i + 1 < nmsg; i++)
+        if (feed_json(&ns, json_object_array_get_idx(messages, i))) goto nomem;
+    ex = ns; /* a plain struct: copying forks the hash */
+    if (feed_json(&ex, last)) goto nomem;
+    feed(&ex, "]exact", 6);
+    feed(&ns, "]namespace", 10);
     crypto_generichash_final(&ex, r->exact, sizeof r->exact);
     crypto_generichash_final(&ns, r->ns_digest, sizeof r->ns_digest);
     r->eligible = true;

@@ -14,11 +14,19 @@
  * it expired, so an op is never skipped because of the race alone. Ops counted before
  * the node attached are past that window and skipped at once when missing.
  *
+ * Threads: the kv is driven by its loop, but stores and invalidations may come from
+ * any thread (the knowledge base invalidates every cache from the thread that changed
+ * it; a process with several loops stores from each). Records are therefore queued
+ * under a mutex and a uv_async wakes the kv's loop to send them; only that loop
+ * touches the kv and the counters below. Without a loop (unit tests) the caller is
+ * the kv's thread and records go out at once.
+ *
  * Lifetime: the state is separate from the cache so that kv callbacks still pending
  * when the cache is freed find `cache == NULL` and do nothing; the state frees itself
- * when the timer is closed and no callback is pending.
+ * when its handles are closed and no callback is pending.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,10 +48,15 @@
 #define PULL_BATCH 256
 #define MISSING_WAIT_MS 2000
 
+struct publish;
+
 struct cache_sync {
     mk_cache *cache;          /* NULL once the cache is gone */
     struct mk_kv *kv;
     uv_timer_t *timer;
+    uv_async_t *async;        /* wakes the loop to send queued records */
+    pthread_mutex_t qlock;    /* guards queue */
+    struct publish *queue, **queue_tail;
     char node[17];            /* this node's id in records */
     int64_t last;             /* last op applied or skipped */
     int64_t target;           /* seq read at the start of this pull */
@@ -54,11 +67,18 @@ struct cache_sync {
     bool started;             /* the attach-time seq has been read */
     int pending;              /* kv callbacks not yet run */
     bool timer_closed;
+    bool async_closed;
 };
+
+static void free_queue(struct publish *p);
 
 static void maybe_free(struct cache_sync *s)
 {
-    if (!s->cache && s->timer_closed && s->pending == 0) free(s);
+    if (!s->cache && s->timer_closed && s->async_closed && s->pending == 0) {
+        free_queue(s->queue);
+        pthread_mutex_destroy(&s->qlock);
+        free(s);
+    }
 }
 
 static void hex(const uint8_t *d, size_t n, char *out)
@@ -73,7 +93,18 @@ struct publish {
     char *record;
     size_t len;
     uint64_t ttl_ms;
+    struct publish *next;     /* in the queue */
 };
+
+static void free_queue(struct publish *p)
+{
+    while (p) {
+        struct publish *n = p->next;
+        free(p->record);
+        free(p);
+        p = n;
+    }
+}
 
 static void publish_set_done(int rc, void *arg)
 {
@@ -99,6 +130,33 @@ static void publish_incr_done(int rc, int64_t seq, void *arg)
     maybe_free(s);
 }
 
+/* Sends one record: INCR, then SET in publish_incr_done. On the kv's loop. */
+static void send_record(struct cache_sync *s, struct publish *p)
+{
+    s->pending++;
+    if (!s->cache || mk_kv_incr(s->kv, SEQ_KEY, sizeof SEQ_KEY - 1, 1, 0, publish_incr_done, p) != 0) {
+        s->pending--;
+        free(p->record);
+        free(p);
+    }
+}
+
+static void on_async(uv_async_t *a)
+{
+    struct cache_sync *s = a->data;
+    pthread_mutex_lock(&s->qlock);
+    struct publish *p = s->queue;
+    s->queue = NULL;
+    s->queue_tail = &s->queue;
+    pthread_mutex_unlock(&s->qlock);
+    while (p) {
+        struct publish *n = p->next;
+        p->next = NULL;
+        send_record(s, p);
+        p = n;
+    }
+}
+
 static void publish(struct cache_sync *s, json_object *rec, uint64_t ttl_ms)
 {
     json_object_object_add(rec, "node", json_object_new_string(s->node));
@@ -114,12 +172,15 @@ static void publish(struct cache_sync *s, json_object *rec, uint64_t ttl_ms)
     p->s = s;
     p->len = len;
     p->ttl_ms = ttl_ms;
-    s->pending++;
-    if (mk_kv_incr(s->kv, SEQ_KEY, sizeof SEQ_KEY - 1, 1, 0, publish_incr_done, p) != 0) {
-        s->pending--;
-        free(p->record);
-        free(p);
+    if (!s->async) {
+        send_record(s, p);
+        return;
     }
+    pthread_mutex_lock(&s->qlock);
+    *s->queue_tail = p;
+    s->queue_tail = &p->next;
+    pthread_mutex_unlock(&s->qlock);
+    uv_async_send(s->async); /* thread-safe; several sends may wake the loop once */
 }
 
 void cache_sync_publish_put(struct cache_sync *s, const struct mk_cache_request *r, const char *answer, size_t len,
@@ -313,6 +374,14 @@ static void timer_closed(uv_handle_t *h)
     maybe_free(s);
 }
 
+static void async_closed(uv_handle_t *h)
+{
+    struct cache_sync *s = h->data;
+    free(h);
+    s->async_closed = true;
+    maybe_free(s);
+}
+
 int mk_cache_attach_kv(mk_cache *c, struct mk_kv *kv, uv_loop_t *loop, uint32_t interval_ms)
 {
     if (!c || !kv) return MK_EINVAL;
@@ -326,15 +395,32 @@ int mk_cache_attach_kv(mk_cache *c, struct mk_kv *kv, uv_loop_t *loop, uint32_t 
     randombytes_buf(id, sizeof id);
     hex(id, sizeof id, s->node);
     s->timer_closed = true;
+    s->async_closed = true;
+    s->queue_tail = &s->queue;
+    if (pthread_mutex_init(&s->qlock, NULL) != 0) {
+        free(s);
+        return MK_ENOMEM;
+    }
     if (loop) {
         s->timer = malloc(sizeof *s->timer);
-        if (!s->timer || uv_timer_init(loop, s->timer) != 0) {
+        s->async = malloc(sizeof *s->async);
+        if (!s->timer || !s->async || uv_timer_init(loop, s->timer) != 0) {
             free(s->timer);
+            free(s->async);
+            pthread_mutex_destroy(&s->qlock);
             free(s);
             return MK_ENOMEM;
         }
         s->timer->data = s;
         s->timer_closed = false;
+        s->async->data = s;
+        if (uv_async_init(loop, s->async, on_async) != 0) {
+            free(s->async);
+            s->async = NULL; /* publish from the caller's thread, as without a loop */
+        } else {
+            s->async_closed = false;
+            uv_unref((uv_handle_t *)s->async);
+        }
         uint32_t every = interval_ms ? interval_ms : DEFAULT_INTERVAL_MS;
         uv_timer_start(s->timer, on_timer, 0, every);
         uv_unref((uv_handle_t *)s->timer); /* syncing alone does not keep the loop alive */
@@ -353,11 +439,24 @@ void cache_sync_detach(struct cache_sync *s)
 {
     if (!s) return;
     s->cache = NULL;
+    /* Records not sent yet are dropped: sharing is best effort, and the process is
+     * going away with this cache. */
+    pthread_mutex_lock(&s->qlock);
+    free_queue(s->queue);
+    s->queue = NULL;
+    s->queue_tail = &s->queue;
+    pthread_mutex_unlock(&s->qlock);
+    bool closing = false;
     if (s->timer && !s->timer_closed) {
         uv_timer_stop(s->timer);
         uv_close((uv_handle_t *)s->timer, timer_closed);
         s->timer = NULL;
-        return;
+        closing = true;
     }
-    maybe_free(s);
+    if (s->async && !s->async_closed) {
+        uv_close((uv_handle_t *)s->async, async_closed);
+        s->async = NULL;
+        closing = true;
+    }
+    if (!closing) maybe_free(s);
 }

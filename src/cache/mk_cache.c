@@ -19,6 +19,7 @@
 #include "core/mk_error.h"
 #include "core/mk_log.h"
 #include "embed/mk_embed.h"
+#include "metrics/mk_metrics.h"
 #include "vector/mk_vector.h"
 
 /* Compact the index when tombstones outnumber live vectors and are this many at least:
@@ -158,6 +159,11 @@ static void remove_entry(mk_cache *c, struct entry *e)
     entry_free(e);
 }
 
+/* The node's entry count for /metrics, kept current on every change (entries also
+ * arrive from other nodes and leave by invalidation, not only by this node's stores).
+ * Lock held. */
+static void note_count(const mk_cache *c) { mk_metric_set(MK_METRIC_CACHE_ENTRIES, NULL, (double)c->count); }
+
 static void touch(mk_cache *c, struct entry *e)
 {
     if (c->head == e) return;
@@ -226,6 +232,24 @@ static bool same_namespace(const struct entry *e, const struct mk_cache_request 
            strcmp(e->group, r->group) == 0;
 }
 
+/* The exact level under the lock: a hit fills out and returns true. Lock held. */
+static bool lookup_exact(mk_cache *c, const struct mk_cache_request *r, int64_t now, struct mk_cache_hit *out, int *rc)
+{
+    struct entry *e = find_exact(c, r->exact);
+    if (e && e->expires_ms <= now) {
+        remove_entry(c, e);
+        c->stats.expirations++;
+        return false;
+    }
+    if (!e) return false;
+    *rc = fill_hit(out, e, MK_CACHE_HIT_EXACT, 1.0f);
+    if (*rc == 0) {
+        touch(c, e);
+        c->stats.hits_exact++;
+    }
+    return true;
+}
+
 int mk_cache_lookup(mk_cache *c, const struct mk_cache_request *r, double threshold, struct mk_cache_hit *out)
 {
     if (!out) return MK_EINVAL;
@@ -233,38 +257,32 @@ int mk_cache_lookup(mk_cache *c, const struct mk_cache_request *r, double thresh
     if (!c || !r || !r->eligible) return MK_EINVAL;
     if (threshold < 0) threshold = c->threshold;
 
-    /* Embed before taking the lock: it is the costly part and the embedder is
-     * thread-safe. Only needed when the exact level misses, but the exact probe is
-     * cheap and the lock is taken once this way. */
-    float *vec = NULL;
-    struct mk_cache_sig qsig;
-    if (r->query) {
-        vec = malloc(c->dim * sizeof *vec);
-        if (!vec) return MK_ENOMEM;
-        if (mk_embed_text(c->embedder, r->query, r->query_len, vec) != 0) {
-            free(vec); /* text the embedder refuses (bad UTF-8): exact level only */
-            vec = NULL;
-        }
-        mk_cache_sig_of(r->query, r->query_len, &qsig);
-    }
-
+    /* Exact first, before any embedding: an exact hit is answered from a hash probe,
+     * which is what makes repeated questions cheap (the embedding is ~20x the rest). */
     int rc = 0;
     int64_t now = now_ms(c);
     pthread_mutex_lock(&c->lock);
-    struct entry *e = find_exact(c, r->exact);
-    if (e && e->expires_ms <= now) {
-        remove_entry(c, e);
-        c->stats.expirations++;
-        e = NULL;
+    bool hit = lookup_exact(c, r, now, out, &rc);
+    if (hit || !r->query) {
+        if (!hit) c->stats.misses++;
+        pthread_mutex_unlock(&c->lock);
+        return rc;
     }
-    if (e) {
-        rc = fill_hit(out, e, MK_CACHE_HIT_EXACT, 1.0f);
-        if (rc == 0) {
-            touch(c, e);
-            c->stats.hits_exact++;
-        }
-        goto done;
+    pthread_mutex_unlock(&c->lock);
+
+    /* Embed outside the lock: it is the costly part and the embedder is thread-safe. */
+    float *vec = malloc(c->dim * sizeof *vec);
+    if (!vec) return MK_ENOMEM;
+    if (mk_embed_text(c->embedder, r->query, r->query_len, vec) != 0) {
+        free(vec); /* text the embedder refuses (bad UTF-8): exact level only */
+        vec = NULL;
     }
+    struct mk_cache_sig qsig;
+    mk_cache_sig_of(r->query, r->query_len, &qsig);
+
+    pthread_mutex_lock(&c->lock);
+    /* Another thread may have stored this very request while we embedded. */
+    if (lookup_exact(c, r, now, out, &rc)) goto done;
     if (vec) {
         mk_vector_filter f = {.use_ns = true, .ns = mk_vector_ns_hash((const char *)r->ns_digest, sizeof r->ns_digest)};
         mk_vector_search_opts so = {.filter = &f};
@@ -409,6 +427,7 @@ int cache_store_local(mk_cache *c, const struct mk_cache_request *r, const char 
     }
     if (c->count > c->nbuckets) grow_table(c);
     maybe_compact(c);
+    note_count(c);
     pthread_mutex_unlock(&c->lock);
     free(vec);
     return 0;
@@ -435,6 +454,7 @@ size_t cache_invalidate_local(mk_cache *c, const char *tenant, const char *group
         e = next;
     }
     maybe_compact(c);
+    note_count(c);
     pthread_mutex_unlock(&c->lock);
     return n;
 }

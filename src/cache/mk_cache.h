@@ -11,7 +11,7 @@
  *    model group + a digest of the parameters, the system prompt and every earlier turn.
  *    Two different conversations therefore never share an answer. A candidate above the
  *    threshold must also pass a guard against false hits (negation and on/off antonym
- *    mismatches, differing numbers or entity words: mk_cache_guard).
+ *    mismatches, differing numbers, entity words or names: mk_cache_guard).
  *
  * Entries live in memory with a TTL, under a byte cap with LRU eviction. Every function
  * is thread-safe (one mutex around the entry table; the vector index has its own locks),
@@ -35,7 +35,7 @@
 #include "core/mk_buf.h"
 
 /* Built-in defaults (each tuned or reasoned in docs/CACHE.md). */
-#define MK_CACHE_DEFAULT_THRESHOLD 0.85
+#define MK_CACHE_DEFAULT_THRESHOLD 0.88
 #define MK_CACHE_DEFAULT_TTL_S 3600u
 #define MK_CACHE_DEFAULT_MAX_BYTES ((size_t)256 * 1024 * 1024)
 /* Above this the caller asked for variety; replaying one answer would defeat it. */
@@ -103,7 +103,8 @@ struct mk_cache_hit {
     uint32_t guard_rejects;  /* candidates above the threshold that the guard refused */
 };
 
-/* Looks r up: exact first, then semantic at `threshold` (< 0 = the cache's default).
+/* Looks r up: exact first (a hash probe, before any embedding, so exact hits stay
+ * cheap), then semantic at `threshold` (< 0 = the cache's default).
  * 0 with out->kind set (MK_CACHE_MISS included; out->answer filled only on a hit, and
  * out must be released with mk_cache_hit_release either way), MK_EINVAL, MK_ENOMEM. */
 int mk_cache_lookup(mk_cache *c, const struct mk_cache_request *r, double threshold, struct mk_cache_hit *out);
@@ -147,7 +148,7 @@ void mk_cache_get_stats(mk_cache *c, struct mk_cache_stats *out);
 
 /* The false-hit guard on its own (for tests and benchmarks): may the answer cached for
  * text `cached` be served for text `query`? true = compatible. When false and reason is
- * not NULL, *reason is "negation", "antonym", "number" or "entity" (static). Both texts
+ * not NULL, *reason is "negation", "antonym", "number", "entity" or "name" (static). Both texts
  * are UTF-8 (invalid bytes act as separators). */
 bool mk_cache_guard_compatible(const char *query, size_t qlen, const char *cached, size_t clen,
                                const char **reason);

@@ -1,6 +1,7 @@
 /* Unit tests of the response cache: key canonicalisation, namespaces, the false-hit
  * guard, TTL, LRU under a memory cap, eligibility, invalidation. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -101,6 +102,30 @@ Test(cache_key, tools_seed_stop_and_response_format_split_the_key)
     for (int i = 0; i < 5; i++)
         for (int j = i + 1; j < 5; j++) cr_assert_neq(memcmp(r[i].exact, r[j].exact, 32), 0, "%d vs %d", i, j);
     for (int i = 0; i < 5; i++) mk_cache_request_release(&r[i]);
+}
+
+Test(cache_key, numbers_by_value_and_sign_and_turns_split_the_right_key)
+{
+    struct mk_cache_request a, b, c, d, e, f;
+    key_of(&a, "t", "g", "{\"temperature\":0,\"seed\":-7,\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}");
+    key_of(&b, "t", "g", "{\"temperature\":0,\"seed\":7,\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}");
+    key_of(&c, "t", "g", "{\"temperature\":0,\"seed\":-7.0,\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]}");
+    cr_assert_neq(memcmp(a.exact, b.exact, 32), 0, "-7 and 7 differ");
+    cr_assert_eq(memcmp(a.exact, c.exact, 32), 0, "-7 and -7.0 are one number");
+    /* The last turn changes the exact key only; an earlier turn changes both keys. */
+    key_of(&d, "t", "g", "{\"temperature\":0,\"messages\":[{\"role\":\"system\",\"content\":\"s\"},"
+                         "{\"role\":\"user\",\"content\":\"q1\"}]}");
+    key_of(&e, "t", "g", "{\"temperature\":0,\"messages\":[{\"role\":\"system\",\"content\":\"s\"},"
+                         "{\"role\":\"user\",\"content\":\"q2\"}]}");
+    key_of(&f, "t", "g", "{\"temperature\":0,\"messages\":[{\"role\":\"system\",\"content\":\"s2\"},"
+                         "{\"role\":\"user\",\"content\":\"q1\"}]}");
+    cr_assert_neq(memcmp(d.exact, e.exact, 32), 0);
+    cr_assert_eq(memcmp(d.ns_digest, e.ns_digest, 32), 0, "same conversation so far, same namespace");
+    cr_assert_neq(memcmp(d.exact, f.exact, 32), 0);
+    cr_assert_neq(memcmp(d.ns_digest, f.ns_digest, 32), 0, "another system prompt, another namespace");
+    cr_assert_neq(memcmp(d.exact, d.ns_digest, 32), 0);
+    struct mk_cache_request *all[] = {&a, &b, &c, &d, &e, &f};
+    for (size_t i = 0; i < 6; i++) mk_cache_request_release(all[i]);
 }
 
 Test(cache_key, eligibility_rules)
@@ -206,6 +231,18 @@ Test(cache_guard, negation_antonyms_numbers_entities)
         {"pay with Visa", "pay with Mastercard", false, "entity"},
         {"My printer is jammed", "the printer is jammed again", true, NULL},
         {"Exchange rate for euro", "exchange rate for EUR", true, NULL},
+        /* names: capitalised inside a sentence, acronyms, Latin words in Cyrillic text */
+        {"Какой город является столицей Исландии?", "Какой город является столицей Новой Зеландии?", false, "name"},
+        {"Какой стране принадлежит авиакомпания \"Malev\"?", "Какой стране принадлежит авиакомпания \"KLM\"?",
+         false, "name"},
+        {"How long does a UK transfer take?", "How long does a transfer take?", false, "name"},
+        {"Где находится Исландия?", "где находится исландия", true, NULL},  /* case endings and case */
+        {"Where is Iceland?", "where is iceland", true, NULL},
+        {"Не работает Outlook", "Outlook не работает", true, NULL},
+        {"Не работает Outlook", "Thunderbird не работает", false, "name"},
+        {"I'm unable to verify my ID", "I am unable to verify my id", true, NULL}, /* I'm is no name */
+        {"My Card Has Not Arrived Yet", "my card has not arrived yet", true, NULL}, /* Title Case is no name */
+        {"Can I get a Visa card?", "can i get a visa card", true, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *why = NULL;
@@ -338,5 +375,61 @@ Test(cache_sync, entries_and_invalidations_reach_other_nodes_through_the_kv)
     mk_cache_free(a);
     mk_cache_free(b);
     mk_cache_free(late);
+    mk_kv_free(kv);
+}
+
+struct store_job {
+    mk_cache *cache;
+    int rc;
+};
+
+/* Stores from a thread that is not the kv's loop (as the knowledge base's invalidation
+ * and extra worker loops do). No Criterion asserts off the main thread. */
+static void *store_elsewhere(void *arg)
+{
+    struct store_job *j = arg;
+    json_object *b = json_tokener_parse(USER("Where do I download the VPN client?"));
+    struct mk_cache_request r;
+    j->rc = b ? mk_cache_request_init(&r, "t", "g", b, -1) : -1;
+    if (j->rc == 0) j->rc = mk_cache_store(j->cache, &r, "{\"answer\":1}", 12, 1, 2, 0);
+    if (b) mk_cache_request_release(&r);
+    json_object_put(b);
+    return NULL;
+}
+
+static void noop_timer(uv_timer_t *t) { (void)t; }
+
+Test(cache_sync, stores_from_another_thread_reach_the_kv_through_the_loop)
+{
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    struct mk_kv *kv = NULL;
+    cr_assert_eq(mk_kv_open(NULL, "memory:", NULL, &kv, NULL), 0);
+    mk_cache *a = new_cache(0), *b = new_cache(0);
+    cr_assert_eq(mk_cache_attach_kv(a, kv, &loop, 60000), 0);
+    cr_assert_eq(mk_cache_attach_kv(b, kv, NULL, 0), 0);
+    mk_cache_sync_now(b);
+    struct store_job job = {.cache = a, .rc = -1};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, store_elsewhere, &job), 0);
+    cr_assert_eq(pthread_join(t, NULL), 0);
+    cr_assert_eq(job.rc, 0);
+    /* The record waits for the loop: nothing was sent from the storing thread. */
+    mk_cache_sync_now(b);
+    cr_assert_eq(look(b, "t", "g", USER("Where do I download the VPN client?"), NULL), MK_CACHE_MISS);
+    /* The sync's handles do not keep a loop alive (a server's listeners do): a short
+     * timer stands in for them while the wake-up is processed. */
+    uv_timer_t keep;
+    cr_assert_eq(uv_timer_init(&loop, &keep), 0);
+    cr_assert_eq(uv_timer_start(&keep, noop_timer, 20, 0), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&keep, NULL);
+    mk_cache_sync_now(b);
+    cr_assert_eq(look(b, "t", "g", USER("Where do I download the VPN client?"), NULL), MK_CACHE_HIT_EXACT);
+    /* Freeing closes the loop's handles: the loop ends with nothing left open. */
+    mk_cache_free(a);
+    mk_cache_free(b);
+    cr_assert_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    cr_assert_eq(uv_loop_close(&loop), 0);
     mk_kv_free(kv);
 }
