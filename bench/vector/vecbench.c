@@ -3,7 +3,7 @@
  *
  *   vecbench BASE QUERIES TRUTH [--metric l2|cosine|dot] [--M 16] [--efc 200]
  *            [--ef 16,32,64,128|none] [--threads 1,2] [--quant] [--k 10] [--save FILE]
- *            [--filters]
+ *            [--filters] [--load FILE] [--rounds N]
  *
  * Builds the index once per thread count in --threads (timing each; the first build is
  * the one searched), then for each ef runs every query once, single-threaded, and
@@ -12,7 +12,12 @@
  * With --filters, vectors get namespace i % 100 and metadata i, and filtered searches
  * (a predicate passing 50% .. 0.1%, a 1% namespace, namespace AND predicate) are
  * measured against exact filtered answers (mk_vector_search_exact), with the path the
- * search took (queries/s by thread CPU time). Output lines start with "RESULT" and are key=value pairs (run.sh).
+ * search took (queries/s by thread CPU time). With --load it searches an index saved
+ * earlier (--save) instead of building one (for comparing search changes on one graph);
+ * --rounds N repeats the whole ef ladder N times (on a shared machine, the best or the
+ * median of several rounds is steadier than one). Each search line also gives the mean
+ * distance evaluations per query. Output lines start with "RESULT" and are key=value
+ * pairs (run.sh).
  */
 #include "vecdata.h"
 #include "vector/mk_vector.h"
@@ -118,8 +123,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: vecbench BASE QUERIES TRUTH [options]\n");
         return 2;
     }
-    const char *metric_s = "l2", *save = NULL;
-    uint32_t M = 16, efc = 200, k = 10, efs[32], threads[8];
+    const char *metric_s = "l2", *save = NULL, *load = NULL;
+    uint32_t M = 16, efc = 200, k = 10, efs[32], threads[8], rounds = 1;
     int nef = parse_list("16,32,64,128", efs, 32), nthr = parse_list("1", threads, 8);
     bool quant = false, sweep = false;
     for (int i = 4; i < argc; i++) {
@@ -131,6 +136,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--ef")) nef = strcmp(v, "none") ? parse_list(v, efs, 32) : 0, i++;
         else if (!strcmp(a, "--threads")) nthr = parse_list(v, threads, 8), i++;
         else if (!strcmp(a, "--save")) save = v, i++;
+        else if (!strcmp(a, "--load")) load = v, i++;
+        else if (!strcmp(a, "--rounds")) rounds = (uint32_t)atol(v), i++;
         else if (!strcmp(a, "--quant")) quant = true;
         else if (!strcmp(a, "--filters")) sweep = true;
         else {
@@ -165,6 +172,14 @@ int main(int argc, char **argv)
     p.capacity = n;
     mk_vector_index *ix = NULL;
     const char *tag = quant ? "mayak-int8" : "mayak";
+    if (load) {
+        int rc = mk_vector_load(load, &ix);
+        if (rc) {
+            fprintf(stderr, "load %s: %s\n", load, mk_strerror(rc));
+            return 1;
+        }
+        nthr = 0;
+    }
     for (int t = 0; t < nthr; t++) {
         mk_vector_index *b;
         long rss0 = rss_kb();
@@ -188,20 +203,23 @@ int main(int argc, char **argv)
     }
 
     mk_vector_hit *hits = malloc(k * sizeof *hits);
-    for (int e = 0; e < nef; e++) {
-        mk_vector_search_opts o = {.ef = efs[e] < k ? k : efs[e]};
-        double rsum = 0, t0 = now_s(), c0 = cpu_s(CLOCK_THREAD_CPUTIME_ID);
-        for (uint32_t i = 0; i < nq; i++) {
-            size_t got;
-            if (mk_vector_search(ix, q + (size_t)i * dim, dim, k, &o, hits, &got) != 0)
-                return 1;
-            rsum += recall_at(hits, got, truth + (size_t)i * tk, k);
+    for (uint32_t r = 0; r < rounds; r++)
+        for (int e = 0; e < nef; e++) {
+            mk_vector_search_stats st;
+            mk_vector_search_opts o = {.ef = efs[e] < k ? k : efs[e], .stats = &st};
+            double rsum = 0, dist = 0, t0 = now_s(), c0 = cpu_s(CLOCK_THREAD_CPUTIME_ID);
+            for (uint32_t i = 0; i < nq; i++) {
+                size_t got;
+                if (mk_vector_search(ix, q + (size_t)i * dim, dim, k, &o, hits, &got) != 0)
+                    return 1;
+                rsum += recall_at(hits, got, truth + (size_t)i * tk, k);
+                dist += (double)st.distances;
+            }
+            double dt = now_s() - t0, dc = cpu_s(CLOCK_THREAD_CPUTIME_ID) - c0;
+            printf("RESULT impl=%s phase=search ef=%u recall=%.4f qps=%.0f cpu_qps=%.0f distances=%.0f\n", tag, o.ef,
+                   rsum / nq, nq / dt, nq / dc, dist / nq);
+            fflush(stdout);
         }
-        double dt = now_s() - t0, dc = cpu_s(CLOCK_THREAD_CPUTIME_ID) - c0;
-        printf("RESULT impl=%s phase=search ef=%u recall=%.4f qps=%.0f cpu_qps=%.0f\n", tag, o.ef, rsum / nq,
-               nq / dt, nq / dc);
-        fflush(stdout);
-    }
 
     if (sweep)
         filter_sweep(ix, q, dim, nq < 1000 ? nq : 1000, k, tag);

@@ -137,12 +137,14 @@ int mk_vector_new(const mk_vector_params *p, mk_vector_index **out)
     ix->M0 = 2 * p->M;
     ix->quant = p->quant == MK_VECTOR_QUANT_INT8;
     ix->vk = vk_best();
-    /* Links first, then the vector starting on a 16-byte boundary (aligned SIMD loads
-     * never split a cache line for the common dims); the block is a multiple of 64 so
-     * every block starts on its own cache line. */
-    ix->links0_bytes = ((1 + (size_t)ix->M0) * 4 + 15) & ~(size_t)15;
+    /* The vector first, on the block's cache-line boundary, then the level-0 list on a
+     * 16-byte boundary; the block is a multiple of 64 so every block starts on its own
+     * cache line (see vector_int.h). For the usual dims (96, 128, 384, 512, 768) the
+     * block is no larger than with the list first. */
     ix->vec_bytes = ix->quant ? p->dim : (size_t)p->dim * sizeof(float);
-    ix->block_size = (ix->links0_bytes + ix->vec_bytes + 63) & ~(size_t)63;
+    ix->vec_lines = (ix->vec_bytes + 63) / 64;
+    ix->links_off = (ix->vec_bytes + 15) & ~(size_t)15;
+    ix->block_size = (ix->links_off + (1 + (size_t)ix->M0) * 4 + 63) & ~(size_t)63;
     ix->level_mult = 1.0 / log((double)p->M);
     atomic_store(&ix->entry, NODE_NONE);
     atomic_store(&ix->max_level, -1);
@@ -310,7 +312,24 @@ static int cmp_dpair(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-void dpair_sort(dpair *a, size_t n) { qsort(a, n, sizeof *a, cmp_dpair); }
+void dpair_sort(dpair *a, size_t n)
+{
+    /* Result lists (ef, a few dozen) are sorted once per search: an insertion sort
+     * beats qsort's indirect compares there; same order (distance, then id). */
+    if (n > 64) {
+        qsort(a, n, sizeof *a, cmp_dpair);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        dpair t = a[i];
+        size_t j = i;
+        while (j > 0 && cmp_dpair(&a[j - 1], &t) > 0) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = t;
+    }
+}
 
 /* ---- input checks ------------------------------------------------------------------ */
 
@@ -377,11 +396,22 @@ int walk_build(mk_vector_index *ix, search_ctx *c, const float *q, uint32_t entr
         uint32_t cnt = link_load(&links[0]);
         if (cnt > mcap)
             cnt = (uint32_t)mcap;
+        /* As in search.c's walk: the unvisited neighbours first, then each one's whole
+         * float vector is prefetched one step before it is measured. */
+        uint32_t todo[2 * MK_VECTOR_MAX_M], nt = 0;
         for (uint32_t j = 1; j <= cnt; j++) {
             uint32_t nb = link_load(&links[j]);
-            if (c->stamp[nb] == gen)
-                continue;
-            c->stamp[nb] = gen;
+            if (c->stamp[nb] != gen) {
+                c->stamp[nb] = gen;
+                todo[nt++] = nb;
+            }
+        }
+        if (nt)
+            prefetch_fvec(ix, todo[0]);
+        for (uint32_t j = 0; j < nt; j++) {
+            uint32_t nb = todo[j];
+            if (j + 1 < nt)
+                prefetch_fvec(ix, todo[j + 1]);
             float dn = fdist(ix, q, node_fvec(ix, nb));
             if (c->res.n < ef || dn < c->res.a[0].d) {
                 if (heap_reserve(&c->cand, c->cand.n + 1))

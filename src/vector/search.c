@@ -64,12 +64,20 @@ static inline bool passes(const mk_vector_index *ix, const mk_vector_filter *f, 
     return true;
 }
 
-static inline void prefetch_node(const mk_vector_index *ix, uint32_t id)
+/* Asks for every cache line of a node's search vector. At 512-d that is 32 lines: the
+ * first two alone (and the hardware prefetcher for the rest) leave most of a vector to
+ * arrive while the kernel waits, which dominates once the index outgrows the L3. */
+static inline void prefetch_vec(const mk_vector_index *ix, uint32_t id)
 {
     const char *b = (const char *)l0_vec(ix, id);
-    __builtin_prefetch(b);
-    __builtin_prefetch(b + 64);
+    for (size_t i = 0; i < ix->vec_lines; i++)
+        __builtin_prefetch(b + 64 * i);
 }
+
+/* How many neighbours ahead of the one being measured the walk prefetches: one ahead
+ * leaves a 2 KB vector too little time to arrive from DRAM; more than two ahead has
+ * too many lines in flight (measured on CLINC150, 512-d, docs/VECTOR.md). */
+#define PREFETCH_AHEAD 2
 
 /* Greedy descent from the entry point down to level 1; returns the level-0 start. */
 static uint32_t descend(mk_vector_index *ix, search_ctx *c, const squery *q, uint32_t ep, int maxl,
@@ -124,6 +132,8 @@ static int walk_l0(mk_vector_index *ix, search_ctx *c, const squery *q, uint32_t
     float lower = res->n ? res->a[0].d : INFINITY;
     uint64_t start = c->ndist;
 
+    uint32_t todo[2 * MK_VECTOR_MAX_M];
+    const uint32_t ahead = PREFETCH_AHEAD;
     while (cand->n) {
         dpair cur = cand->a[0];
         if (cur.d > lower && res->n >= ef)
@@ -133,24 +143,29 @@ static int walk_l0(mk_vector_index *ix, search_ctx *c, const squery *q, uint32_t
         uint32_t cnt = link_load(&links[0]);
         if (cnt > M0)
             cnt = M0;
-        if (cnt) {
-            uint32_t first = link_load(&links[1]);
-            __builtin_prefetch(&stamp[first]);
-            prefetch_node(ix, first);
-        }
-        /* room for every neighbour, so the pushes below need no checks */
-        if (heap_reserve(cand, cand->n + cnt + 1))
-            return MK_ENOMEM;
+        /* The unvisited neighbours first, so only vectors that will be measured are
+         * fetched whole: most of a list is usually visited already, and each vector
+         * is many cache lines. The first line of every neighbour's vector is asked for
+         * at once, though: which ones are unvisited is known only when the stamp loads
+         * return (the stamps, 2 bytes per node, outgrow the L2 at 1M nodes), and
+         * waiting for them before any vector fetch starts cost 5-10% there. */
+        uint32_t nt = 0;
         for (uint32_t j = 1; j <= cnt; j++) {
             uint32_t nb = link_load(&links[j]);
-            if (j < cnt) {
-                uint32_t nx = link_load(&links[j + 1]);
-                __builtin_prefetch(&stamp[nx]);
-                prefetch_node(ix, nx);
-            }
-            if (stamp[nb] == gen)
-                continue;
+            __builtin_prefetch(l0_vec(ix, nb));
+            todo[nt] = nb;
+            nt += stamp[nb] != gen;
             stamp[nb] = gen;
+        }
+        /* room for every neighbour, so the pushes below need no checks */
+        if (heap_reserve(cand, cand->n + nt + 1))
+            return MK_ENOMEM;
+        for (uint32_t j = 0; j < nt && j < ahead; j++)
+            prefetch_vec(ix, todo[j]);
+        for (uint32_t j = 0; j < nt; j++) {
+            uint32_t nb = todo[j];
+            if (j + ahead < nt)
+                prefetch_vec(ix, todo[j + ahead]);
             float d = sdist(ix, q, nb);
             c->ndist++;
             if (res->n < ef || d < lower) {
@@ -204,6 +219,9 @@ static size_t emit(mk_vector_index *ix, search_ctx *c, const float *qf, size_t k
     size_t n = c->res.n;
     if (rerank)
         for (size_t i = 0; i < n; i++) {
+            /* the float vectors live apart from the walk's blocks: fetch ahead */
+            if (i + PREFETCH_AHEAD < n)
+                prefetch_fvec(ix, a[i + PREFETCH_AHEAD].id);
             a[i].d = fdist(ix, qf, node_fvec(ix, a[i].id));
             c->ndist++;
         }

@@ -7,8 +7,11 @@
  * lines fetched per node and a predictable address for prefetching):
  *
  *   level0  cap blocks of block_size bytes (64-byte aligned), block i =
- *             u32 count | u32 neighbours[M0] | pad | search vector
+ *             search vector | pad to 16 | u32 count | u32 neighbours[M0] | pad to 64
  *           where the search vector is dim floats, or dim u8 codes under int8 quant.
+ *           The vector comes first so it starts on a cache line: a distance then reads
+ *           exactly ceil(vec_bytes / 64) lines, and 64-byte SIMD loads never straddle
+ *           two lines (with the links first, at 144 bytes, every AVX-512 load did).
  *   fvec    under int8 quant only: the full float vectors (cap x dim), for re-ranking
  *           and for building the graph.
  *   keys, meta, ns, flags, levels: one entry per node, separate arrays (they are read
@@ -129,9 +132,10 @@ typedef struct search_ctx {
 struct mk_vector_index {
     mk_vector_params p;
     uint32_t M0;
-    size_t links0_bytes;    /* (1 + M0) * 4, rounded so the vector is 64-aligned */
+    size_t links_off;       /* offset of the level-0 list in a block (after the vector) */
     size_t block_size;
     size_t vec_bytes;       /* search vector bytes in a block */
+    size_t vec_lines;       /* cache lines the search vector spans (prefetching) */
     double level_mult;
     bool quant;
     const vk_table *vk;
@@ -175,12 +179,12 @@ struct mk_vector_index {
 
 static inline uint32_t *l0_links(const mk_vector_index *ix, uint32_t id)
 {
-    return (uint32_t *)(void *)(ix->level0 + (size_t)id * ix->block_size);
+    return (uint32_t *)(void *)(ix->level0 + (size_t)id * ix->block_size + ix->links_off);
 }
 
 static inline const void *l0_vec(const mk_vector_index *ix, uint32_t id)
 {
-    return ix->level0 + (size_t)id * ix->block_size + ix->links0_bytes;
+    return ix->level0 + (size_t)id * ix->block_size;
 }
 
 /* The float vector of a node (graph building, re-ranking, get, save). */
@@ -197,6 +201,14 @@ static inline uint32_t *node_links(const mk_vector_index *ix, uint32_t id, int l
     if (l == 0)
         return l0_links(ix, id);
     return ix->upper[id] + (size_t)(l - 1) * (1 + ix->p.M);
+}
+
+/* Asks for every cache line of a node's float vector (building, re-ranking). */
+static inline void prefetch_fvec(const mk_vector_index *ix, uint32_t id)
+{
+    uintptr_t b = (uintptr_t)node_fvec(ix, id), end = b + (size_t)ix->p.dim * sizeof(float);
+    for (b &= ~(uintptr_t)63; b < end; b += 64)
+        __builtin_prefetch((const void *)b);
 }
 
 static inline uint32_t link_load(const uint32_t *w)

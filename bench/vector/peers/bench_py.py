@@ -2,13 +2,16 @@
 """bench_py.py: hnswlib and faiss (HNSW) on the benchmark's vector files.
 
     bench_py.py hnswlib|faiss BASE QUERIES TRUTH --metric l2 --M 16 --efc 200
-                --ef 16,32,64|none --threads 1,2 [--k 10]
+                --ef 16,32,64|none --threads 1,2 [--k 10] [--save FILE | --load FILE]
+                [--rounds N]
 
 Same protocol as vecbench.c: build once per thread count (timed; the first build is
 searched), then every query once per ef, one after another on one thread (a single
 library call over the query matrix with one thread, so no Python overhead), recall@k
 against TRUTH and queries/s. Memory is the growth of the process's RSS over the build.
-Prints "RESULT" lines like vecbench.
+--save writes the searched index to FILE, --load searches one saved earlier instead of
+building (to compare search speed on a fixed graph, alternating with vecbench --load);
+--rounds N repeats the ef ladder N times. Prints "RESULT" lines like vecbench.
 """
 import argparse
 import time
@@ -73,6 +76,24 @@ def search_faiss(index, q, k, ef):
     return labels
 
 
+def save_index(impl, index, path):
+    if impl == "hnswlib":
+        index.save_index(path)
+    else:
+        import faiss
+        faiss.write_index(index, path)
+
+
+def load_index(impl, path, metric, dim):
+    if impl == "hnswlib":
+        import hnswlib
+        index = hnswlib.Index(space={"l2": "l2", "cosine": "cosine", "dot": "ip"}[metric], dim=dim)
+        index.load_index(path)
+        return index
+    import faiss
+    return faiss.read_index(path)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("impl", choices=["hnswlib", "faiss"])
@@ -85,6 +106,9 @@ def main():
     ap.add_argument("--ef", default="16,32,64,128")
     ap.add_argument("--threads", default="1")
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--save")
+    ap.add_argument("--load")
+    ap.add_argument("--rounds", type=int, default=1)
     a = ap.parse_args()
     base = np.ascontiguousarray(read_file(a.base, b"MKVF", np.float32))
     q = np.ascontiguousarray(read_file(a.queries, b"MKVF", np.float32))
@@ -93,8 +117,8 @@ def main():
         base = base / np.linalg.norm(base, axis=1, keepdims=True)
         q = q / np.linalg.norm(q, axis=1, keepdims=True)
     build, search = (build_hnswlib, search_hnswlib) if a.impl == "hnswlib" else (build_faiss, search_faiss)
-    index = None
-    for t in [int(x) for x in a.threads.split(",")]:
+    index = load_index(a.impl, a.load, a.metric, base.shape[1]) if a.load else None
+    for t in [] if a.load else [int(x) for x in a.threads.split(",")]:
         r0 = rss_mb()
         t0, c0 = time.perf_counter(), time.process_time()
         idx = build(base, a.metric, a.M, a.efc, t)
@@ -105,8 +129,10 @@ def main():
             index = idx
         else:
             del idx
+    if a.save:
+        save_index(a.impl, index, a.save)
     efs = [] if a.ef == "none" else [max(int(x), a.k) for x in a.ef.split(",")]
-    for ef in efs:
+    for ef in efs * a.rounds:
         t0, c0 = time.perf_counter(), time.process_time()
         got = search(index, q, a.k, ef)
         dt, dc = time.perf_counter() - t0, time.process_time() - c0

@@ -24,7 +24,7 @@ Test(kernels, agree_on_random_data)
     size_t nl = 0;
     for (size_t n = 1; n <= 67; n++)
         lens[nl++] = n;
-    size_t extra[] = {96, 100, 127, 128, 129, 255, 384, 768, 1000, 1023, 1536};
+    size_t extra[] = {96, 100, 127, 128, 129, 255, 384, 512, 768, 1000, 1023, 1536};
     for (size_t i = 0; i < sizeof extra / sizeof *extra; i++)
         lens[nl++] = extra[i];
     int ran = 0;
