@@ -5,6 +5,12 @@
  *
  *   memory_bench --train train.csv --test test.csv --dir SCRATCH [--export DIR]
  *                [--redis redis://127.0.0.1:PORT] [--n 100000] [--queries 2000]
+ *                [--only all|insert|search|sessions] [--reuse] [--ef N] [--efc N]
+ *
+ * --only runs one part (insert: the in-memory rate only); --reuse keeps the search
+ * databases and their index files in SCRATCH and reopens them on the next run, so a
+ * profiler (valgrind --tool=callgrind --toggle-collect=mk_memory_episode_search_ids)
+ * sees searches without the build; --ef / --efc override the index beams.
  *
  * Data: BANKING77 train texts are the episodes' tasks (their intent is the episode's
  * tag); test texts are the queries. Sizes beyond the 10k train texts are made of
@@ -17,7 +23,9 @@
  *               synchronous=FULL (survives power loss), NORMAL (survives kill -9), and
  *               an in-memory database (what agentdb's sql.js is); bulk batches too;
  *   search      latency p50/p99 at 10k and 100k: ids only (embed the query + HNSW) and
- *               full (+ row reads and JSON), k = 5;
+ *               full (+ row reads and JSON, the HTTP API's path), k = 5; wall and
+ *               thread CPU time (the full search runs right after the ids search of
+ *               the same query, so it finds the graph in cache);
  *   recall@5    share of test queries with an episode of the same intent in the top 5
  *               (10k train texts stored);
  *   sessions    state writes/s and reads/s with 10,000 live sessions, in-process kv and,
@@ -37,126 +45,7 @@
 #include "memory/mk_memory.h"
 #include "store/mk_store.h"
 
-static double cpu_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-struct row {
-    char *text;
-    char *intent;
-};
-
-/* One CSV field (RFC 4180 quoting) from *p; advances past the separator. */
-static char *csv_field(char **p)
-{
-    char *s = *p, *out = s, *w = s;
-    if (*s == '"') {
-        s++;
-        for (;;) {
-            if (*s == '"' && s[1] == '"') {
-                *w++ = '"';
-                s += 2;
-            } else if (*s == '"') {
-                s++;
-                break;
-            } else if (!*s) {
-                break;
-            } else {
-                *w++ = *s++;
-            }
-        }
-    } else {
-        while (*s && *s != ',' && *s != '\n' && *s != '\r') *w++ = *s++;
-    }
-    while (*s && *s != ',' && *s != '\n') s++;
-    if (*s == ',') s++;
-    *w = '\0';
-    *p = s;
-    return out;
-}
-
-static struct row *load_csv(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "memory_bench: cannot open %s: %s\n", path, strerror(errno));
-        exit(2);
-    }
-    size_t cap = 1024, k = 0;
-    struct row *rows = malloc(cap * sizeof *rows);
-    char *line = NULL;
-    size_t lcap = 0;
-    bool header = true;
-    while (getline(&line, &lcap, f) > 0) {
-        if (header) {
-            header = false;
-            continue;
-        }
-        char *p = line;
-        char *text = csv_field(&p), *intent = csv_field(&p);
-        size_t il = strlen(intent);
-        while (il && (intent[il - 1] == '\r' || intent[il - 1] == '\n')) intent[--il] = '\0';
-        if (!*text || !*intent) continue;
-        if (k == cap) rows = realloc(rows, (cap *= 2) * sizeof *rows);
-        rows[k].text = strdup(text);
-        rows[k].intent = strdup(intent);
-        k++;
-    }
-    free(line);
-    fclose(f);
-    *n = k;
-    return rows;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double pct(double *v, size_t n, double p)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return v[i];
-}
-
-static uint64_t lcg_state = 0x9E3779B97F4A7C15ull;
-static uint32_t lcg(void)
-{
-    lcg_state = lcg_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (uint32_t)(lcg_state >> 33);
-}
-
-/* The task texts: train texts, then pairs. Owned strings. */
-static char **make_tasks(const struct row *train, size_t ntrain, size_t n, const char ***intents)
-{
-    char **t = malloc(n * sizeof *t);
-    *intents = malloc(n * sizeof **intents);
-    for (size_t i = 0; i < n; i++) {
-        if (i < ntrain) {
-            t[i] = strdup(train[i].text);
-            (*intents)[i] = train[i].intent;
-        } else {
-            size_t a = lcg() % ntrain, b = lcg() % ntrain;
-            size_t len = strlen(train[a].text) + strlen(train[b].text) + 2;
-            t[i] = malloc(len);
-            snprintf(t[i], len, "%s %s", train[a].text, train[b].text);
-            (*intents)[i] = train[a].intent;
-        }
-    }
-    return t;
-}
+#include "bench_data.h"
 
 static void json_str(FILE *f, const char *s)
 {
@@ -203,16 +92,26 @@ struct env {
     struct mk_store_conn *c;
 };
 
-static void env_open(struct env *e, const char *url, enum mk_store_sync sync, struct mk_kv *kv)
+/* --ef / --efc: index beams (0 = the memory's defaults) */
+static uint32_t bench_ef, bench_efc;
+
+static void env_open_dir(struct env *e, const char *url, enum mk_store_sync sync, struct mk_kv *kv,
+                         const char *index_dir)
 {
     struct mk_store_options so = {.sync = sync};
+    struct mk_memory_options mo = {.data_dir = index_dir, .ef_search = bench_ef, .ef_construction = bench_efc};
     mk_buf err = MK_BUF_INIT;
-    if (mk_store_open(url, &so, &e->store, &err) != 0 || mk_memory_open(e->store, kv, NULL, &e->mem, &err) != 0 ||
+    if (mk_store_open(url, &so, &e->store, &err) != 0 || mk_memory_open(e->store, kv, &mo, &e->mem, &err) != 0 ||
         mk_store_acquire(e->store, &e->c) != 0) {
         fprintf(stderr, "memory_bench: %s: %s\n", url, err.data ? err.data : "open failed");
         exit(1);
     }
     mk_buf_release(&err);
+}
+
+static void env_open(struct env *e, const char *url, enum mk_store_sync sync, struct mk_kv *kv)
+{
+    env_open_dir(e, url, sync, kv, NULL);
 }
 
 static void env_close(struct env *e)
@@ -269,14 +168,15 @@ static void bulk(struct env *e, char **tasks, const char **intents, size_t from,
 }
 
 struct search_result {
-    double ids_p50, ids_p99, full_p50, full_p99, cpu_p50, cpu_p99, recall5;
+    double ids_p50, ids_p99, full_p50, full_p99, cpu_p50, cpu_p99, full_cpu_p50, full_cpu_p99, recall5;
 };
 
 static struct search_result search_bench(struct env *e, const struct row *test, size_t nq, const int64_t *ids,
                                          const char **intents, size_t nstored)
 {
     struct search_result r = {0};
-    double *lat = malloc(nq * sizeof *lat), *lat2 = malloc(nq * sizeof *lat2), *lat3 = malloc(nq * sizeof *lat3);
+    double *lat = malloc(nq * sizeof *lat), *lat2 = malloc(nq * sizeof *lat2), *lat3 = malloc(nq * sizeof *lat3),
+           *lat4 = malloc(nq * sizeof *lat4);
     size_t hits = 0;
     /* warm-up: page in the index and the statement cache */
     for (size_t i = 0; i < 50 && i < nq; i++) {
@@ -300,7 +200,9 @@ static struct search_result search_bench(struct env *e, const struct row *test, 
         hits += hit;
         json_object *res = NULL;
         t0 = now_s();
+        c0 = cpu_s();
         mk_memory_episode_search(e->mem, e->c, "bench", test[i].text, 5, NULL, &res, NULL);
+        lat4[i] = cpu_s() - c0;
         lat2[i] = now_s() - t0;
         json_object_put(res);
     }
@@ -311,6 +213,9 @@ static struct search_result search_bench(struct env *e, const struct row *test, 
     r.full_p99 = pct(lat2, nq, 0.99) * 1e6;
     r.cpu_p50 = pct(lat3, nq, 0.50) * 1e6;
     r.cpu_p99 = pct(lat3, nq, 0.99) * 1e6;
+    r.full_cpu_p50 = pct(lat4, nq, 0.50) * 1e6;
+    r.full_cpu_p99 = pct(lat4, nq, 0.99) * 1e6;
+    free(lat4);
     free(lat3);
     free(lat);
     free(lat2);
@@ -429,26 +334,58 @@ static void session_bench(const char *kv_url, struct env *e, size_t nsess, size_
     free(b.ids);
 }
 
+/* The search database of n episodes: built with batches, or (--reuse) reopened from an
+ * earlier run's SCRATCH, index file included, so profiling runs skip the build. Ids
+ * are consecutive (a fresh database numbers from 1). */
+static void search_env(struct env *e, const char *dir, const char *name, bool reuse, char **tasks,
+                       const char **intents, size_t from_n, size_t n, int64_t *ids, double *bulk_rate)
+{
+    char url[600], ixdir[600];
+    snprintf(url, sizeof url, "sqlite://%s/%s.db", dir, name);
+    snprintf(ixdir, sizeof ixdir, "%s/%s-index", dir, name);
+    env_open_dir(e, url, MK_STORE_SYNC_NORMAL, NULL, reuse ? ixdir : NULL);
+    size_t have = mk_memory_indexed(e->mem, MK_MEMORY_EPISODES);
+    if (reuse && have == n) {
+        for (size_t i = 0; i < n; i++) ids[i] = (int64_t)i + 1;
+        *bulk_rate = 0;
+        return;
+    }
+    if (have != from_n) {
+        fprintf(stderr, "memory_bench: %s holds %zu episodes; remove SCRATCH or drop --reuse\n", name, have);
+        exit(1);
+    }
+    double t0 = now_s();
+    bulk(e, tasks, intents, from_n, n, ids);
+    *bulk_rate = (double)(n - from_n) / (now_s() - t0);
+}
+
 int main(int argc, char **argv)
 {
     const char *train_path = NULL, *test_path = NULL, *dir = NULL, *export_dir = NULL, *redis = NULL;
+    const char *only = "all";
     size_t nmax = 100000, nq = 2000;
-    bool only_sessions = false;
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--only-sessions")) only_sessions = true;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--only-sessions")) i--;
-        else if (!strcmp(argv[i], "--train")) train_path = argv[i + 1];
-        else if (!strcmp(argv[i], "--test")) test_path = argv[i + 1];
-        else if (!strcmp(argv[i], "--dir")) dir = argv[i + 1];
-        else if (!strcmp(argv[i], "--export")) export_dir = argv[i + 1];
-        else if (!strcmp(argv[i], "--redis")) redis = argv[i + 1];
-        else if (!strcmp(argv[i], "--n")) nmax = strtoul(argv[i + 1], NULL, 10);
-        else if (!strcmp(argv[i], "--queries")) nq = strtoul(argv[i + 1], NULL, 10);
+    bool reuse = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--only-sessions")) only = "sessions";
+        else if (!strcmp(argv[i], "--reuse")) reuse = true;
+        else if (i + 1 >= argc) break;
+        else if (!strcmp(argv[i], "--train")) train_path = argv[++i];
+        else if (!strcmp(argv[i], "--test")) test_path = argv[++i];
+        else if (!strcmp(argv[i], "--dir")) dir = argv[++i];
+        else if (!strcmp(argv[i], "--export")) export_dir = argv[++i];
+        else if (!strcmp(argv[i], "--redis")) redis = argv[++i];
+        else if (!strcmp(argv[i], "--n")) nmax = strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--queries")) nq = strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--only")) only = argv[++i];
+        else if (!strcmp(argv[i], "--ef")) bench_ef = (uint32_t)strtoul(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--efc")) bench_efc = (uint32_t)strtoul(argv[++i], NULL, 10);
     }
-    if (!train_path || !test_path || !dir || nmax < 10000) {
+    bool all = !strcmp(only, "all"), do_insert = all || !strcmp(only, "insert"),
+         do_search = all || !strcmp(only, "search"), do_sessions = all || !strcmp(only, "sessions");
+    if (!train_path || !test_path || !dir || nmax < 10000 || !(do_insert || do_search || do_sessions)) {
         fprintf(stderr, "usage: memory_bench --train train.csv --test test.csv --dir SCRATCH [--export DIR]"
-                        " [--redis URL] [--n N>=10000] [--queries N] [--only-sessions]\n");
+                        " [--redis URL] [--n N>=10000] [--queries N] [--only all|insert|search|sessions]"
+                        " [--reuse] [--ef N] [--efc N]\n");
         return 2;
     }
     mk_log_set_level(MK_LOG_WARN);
@@ -460,70 +397,79 @@ int main(int argc, char **argv)
     if (export_dir) export_data(export_dir, tasks, intents, nmax, test, nq);
     mkdir(dir, 0700);
     char url[600];
-    if (only_sessions) {
-        struct env e;
-        snprintf(url, sizeof url, "sqlite://%s/sessions.db", dir);
-        env_open(&e, url, MK_STORE_SYNC_NORMAL, NULL);
+    printf("{\n  \"embedder\": \"mayak-embed-256\"");
+
+    if (do_insert) {
+        snprintf(url, sizeof url, "sqlite://%s/full.db", dir);
+        double ins_full = all ? insert_rate(url, MK_STORE_SYNC_FULL, tasks, intents, 2000) : 0;
+        snprintf(url, sizeof url, "sqlite://%s/normal.db", dir);
+        double ins_normal = all ? insert_rate(url, MK_STORE_SYNC_NORMAL, tasks, intents, 10000) : 0;
+        double ins_mem = insert_rate("sqlite::memory:", MK_STORE_SYNC_NORMAL, tasks, intents, 10000);
+        double ins_mem_cpu = insert_cpu_rate;
+        printf(",\n  \"insert_per_s\": {\"sqlite_full\": %.0f, \"sqlite_normal\": %.0f, \"sqlite_memory\": %.0f,"
+               " \"sqlite_memory_cpu\": %.0f}",
+               ins_full, ins_normal, ins_mem, ins_mem_cpu);
+        fflush(stdout);
+    }
+
+    struct env e;
+    bool have_env = false;
+    if (do_search) {
+        int64_t *ids = malloc(nmax * sizeof *ids);
+        size_t n10 = ntrain < 10000 ? ntrain : 10000;
+        double bulk10 = 0, bulk100 = 0;
+        struct search_result s10, s100;
+        if (reuse) {
+            /* two databases, so each size can be reopened on its own */
+            struct env e10;
+            search_env(&e10, dir, "search10k", true, tasks, intents, 0, n10, ids, &bulk10);
+            s10 = search_bench(&e10, test, nq, ids, intents, n10);
+            env_close(&e10);
+            search_env(&e, dir, "search", true, tasks, intents, 0, nmax, ids, &bulk100);
+        } else {
+            search_env(&e, dir, "search", false, tasks, intents, 0, n10, ids, &bulk10);
+            s10 = search_bench(&e, test, nq, ids, intents, n10);
+            double t0 = now_s();
+            bulk(&e, tasks, intents, n10, nmax, ids);
+            bulk100 = (double)(nmax - n10) / (now_s() - t0);
+        }
+        s100 = search_bench(&e, test, nq, ids, intents, nmax);
+        have_env = true;
+        free(ids);
+        printf(",\n  \"bulk_insert_per_s\": {\"first_10k\": %.0f, \"to_%zu\": %.0f}", bulk10, nmax, bulk100);
+        printf(",\n  \"search_us\": {\"10k\": {\"ids_p50\": %.1f, \"ids_p99\": %.1f, \"cpu_p50\": %.1f,"
+               " \"cpu_p99\": %.1f, \"full_p50\": %.1f, \"full_p99\": %.1f, \"full_cpu_p50\": %.1f,"
+               " \"full_cpu_p99\": %.1f},"
+               " \"%zu\": {\"ids_p50\": %.1f, \"ids_p99\": %.1f, \"cpu_p50\": %.1f, \"cpu_p99\": %.1f,"
+               " \"full_p50\": %.1f, \"full_p99\": %.1f, \"full_cpu_p50\": %.1f, \"full_cpu_p99\": %.1f}}",
+               s10.ids_p50, s10.ids_p99, s10.cpu_p50, s10.cpu_p99, s10.full_p50, s10.full_p99, s10.full_cpu_p50,
+               s10.full_cpu_p99, nmax, s100.ids_p50, s100.ids_p99, s100.cpu_p50, s100.cpu_p99, s100.full_p50,
+               s100.full_p99, s100.full_cpu_p50, s100.full_cpu_p99);
+        printf(",\n  \"recall_at_5\": {\"10k_train\": %.4f, \"%zu\": %.4f, \"queries\": %zu}", s10.recall5,
+               nmax, s100.recall5, nq);
+        fflush(stdout);
+    }
+
+    if (do_sessions) {
+        if (!have_env) {
+            snprintf(url, sizeof url, "sqlite://%s/sessions.db", dir);
+            env_open(&e, url, MK_STORE_SYNC_NORMAL, NULL);
+            have_env = true;
+        }
         double mw = 0, mr = 0, rw = 0, rr = 0;
         int merr = 0, rerr = 0;
         session_bench("memory", &e, 10000, 200000, &mw, &mr, &merr);
         if (redis) session_bench(redis, &e, 10000, 200000, &rw, &rr, &rerr);
-        env_close(&e);
-        printf("{\"sessions_per_s\": {\"memory_write\": %.0f, \"memory_read\": %.0f, \"memory_errors\": %d,"
-               " \"redis_write\": %.0f, \"redis_read\": %.0f, \"redis_errors\": %d}}\n",
-               mw, mr, merr, rw, rr, rerr);
-        return 0;
+        printf(",\n  \"sessions_per_s\": {\"memory_write\": %.0f, \"memory_read\": %.0f, \"memory_errors\": %d",
+               mw, mr, merr);
+        if (redis) printf(", \"redis_write\": %.0f, \"redis_read\": %.0f, \"redis_errors\": %d", rw, rr, rerr);
+        printf("}");
     }
-
-    /* insert rates */
-    snprintf(url, sizeof url, "sqlite://%s/full.db", dir);
-    double ins_full = insert_rate(url, MK_STORE_SYNC_FULL, tasks, intents, 2000);
-    snprintf(url, sizeof url, "sqlite://%s/normal.db", dir);
-    double ins_normal = insert_rate(url, MK_STORE_SYNC_NORMAL, tasks, intents, 10000);
-    double ins_mem = insert_rate("sqlite::memory:", MK_STORE_SYNC_NORMAL, tasks, intents, 10000);
-    double ins_mem_cpu = insert_cpu_rate;
-
-    /* search at 10k and nmax */
-    struct env e;
-    snprintf(url, sizeof url, "sqlite://%s/search.db", dir);
-    env_open(&e, url, MK_STORE_SYNC_NORMAL, NULL);
-    int64_t *ids = malloc(nmax * sizeof *ids);
-    size_t n10 = ntrain < 10000 ? ntrain : 10000;
-    double t0 = now_s();
-    bulk(&e, tasks, intents, 0, n10, ids);
-    double bulk10 = (double)n10 / (now_s() - t0);
-    struct search_result s10 = search_bench(&e, test, nq, ids, intents, n10);
-    t0 = now_s();
-    bulk(&e, tasks, intents, n10, nmax, ids);
-    double bulk100 = (double)(nmax - n10) / (now_s() - t0);
-    struct search_result s100 = search_bench(&e, test, nq, ids, intents, nmax);
-
-    /* sessions */
-    double mw = 0, mr = 0, rw = 0, rr = 0;
-    int merr = 0, rerr = 0;
-    session_bench("memory", &e, 10000, 200000, &mw, &mr, &merr);
-    if (redis) session_bench(redis, &e, 10000, 200000, &rw, &rr, &rerr);
-    env_close(&e);
-
-    printf("{\n  \"embedder\": \"mayak-embed-256\",\n");
-    printf("  \"insert_per_s\": {\"sqlite_full\": %.0f, \"sqlite_normal\": %.0f, \"sqlite_memory\": %.0f,"
-           " \"sqlite_memory_cpu\": %.0f, \"bulk_first_10k\": %.0f, \"bulk_to_%zu\": %.0f},\n",
-           ins_full, ins_normal, ins_mem, ins_mem_cpu, bulk10, nmax, bulk100);
-    printf("  \"search_us\": {\"10k\": {\"ids_p50\": %.1f, \"ids_p99\": %.1f, \"cpu_p50\": %.1f, \"cpu_p99\": %.1f,"
-           " \"full_p50\": %.1f, \"full_p99\": %.1f},"
-           " \"%zu\": {\"ids_p50\": %.1f, \"ids_p99\": %.1f, \"cpu_p50\": %.1f, \"cpu_p99\": %.1f,"
-           " \"full_p50\": %.1f, \"full_p99\": %.1f}},\n",
-           s10.ids_p50, s10.ids_p99, s10.cpu_p50, s10.cpu_p99, s10.full_p50, s10.full_p99, nmax, s100.ids_p50,
-           s100.ids_p99, s100.cpu_p50, s100.cpu_p99, s100.full_p50, s100.full_p99);
-    printf("  \"recall_at_5\": {\"10k_train\": %.4f, \"%zu\": %.4f, \"queries\": %zu},\n", s10.recall5, nmax,
-           s100.recall5, nq);
-    printf("  \"sessions_per_s\": {\"memory_write\": %.0f, \"memory_read\": %.0f, \"memory_errors\": %d", mw, mr, merr);
-    if (redis) printf(", \"redis_write\": %.0f, \"redis_read\": %.0f, \"redis_errors\": %d", rw, rr, rerr);
-    printf("}\n}\n");
+    if (have_env) env_close(&e);
+    printf("\n}\n");
     for (size_t i = 0; i < nmax; i++) free(tasks[i]);
     free(tasks);
     free(intents);
-    free(ids);
     for (size_t i = 0; i < ntrain; i++) free(train[i].text), free(train[i].intent);
     for (size_t i = 0; i < ntest; i++) free(test[i].text), free(test[i].intent);
     free(train);

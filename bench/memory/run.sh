@@ -24,7 +24,14 @@ if command -v redis-server >/dev/null 2>&1; then
     PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 &
     REDIS_PID=$!
-    sleep 0.5
+    # wait until it accepts connections (a busy machine can take seconds to start it)
+    python3 -c 'import socket, sys, time
+for _ in range(100):
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close(); sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit(1)' "$PORT" || { echo "redis-server did not start" >&2; exit 1; }
     REDIS_ARG="--redis redis://127.0.0.1:$PORT"
 fi
 echo "== mayak (memory_bench), N=$N, queries=$Q"

@@ -15,6 +15,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 #include "core/mk_log.h"
 #include "core/mk_rand.h"
 #include "core/mk_utf8.h"
+#include "kv/mk_kv.h"
 #include "memory/memory_int.h"
 
 /* ---- schema ------------------------------------------------------------------------ */
@@ -76,13 +78,31 @@
     "CREATE INDEX memory_sessions_user ON memory_sessions(tenant, user_id);"                                       \
     "CREATE TABLE memory_changes (seq " ID ", kind INTEGER NOT NULL, item BIGINT NOT NULL, op INTEGER NOT NULL,"   \
     " at BIGINT NOT NULL);"                                                                                        \
-    "CREATE INDEX memory_changes_kind ON memory_changes(kind, seq);"                                               \
+    "CREATE INDEX memory_changes_kind ON memory_changes(kind, seq);" /* dropped in v2 */                            \
     "CREATE TABLE memory_erasures (id " ID ", tenant TEXT NOT NULL, user_digest TEXT NOT NULL,"                    \
     " requested_by TEXT NOT NULL, at BIGINT NOT NULL, report TEXT NOT NULL);"                                      \
     "CREATE TABLE memory_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
 
+/* v2: a new episode's change-log row is written by a trigger in the same statement
+ * (one statement instead of two, and on SQLite no explicit transaction: the insert
+ * commits as it runs, exactly as durably), and the log loses its (kind, seq) index:
+ * replay reads the log in seq order anyway (primary key), and each write saved an
+ * index update. Kind 0 = MK_MEMORY_EPISODES, op 1 = MEM_OP_ADD (checked below). */
+#define MEM_V2_LOG_SQL "INSERT INTO memory_changes (kind, item, op, at) VALUES (0, NEW.id, 1, NEW.created_at);"
+#define MEM_SCHEMA_V2_SQLITE                                                                                       \
+    "CREATE TRIGGER memory_episodes_log AFTER INSERT ON memory_episodes BEGIN " MEM_V2_LOG_SQL " END;"              \
+    "DROP INDEX memory_changes_kind;"
+#define MEM_SCHEMA_V2_POSTGRES                                                                                     \
+    "CREATE FUNCTION memory_episodes_log() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN " MEM_V2_LOG_SQL           \
+    " RETURN NULL; END $$;"                                                                                        \
+    "CREATE TRIGGER memory_episodes_log AFTER INSERT ON memory_episodes FOR EACH ROW"                              \
+    " EXECUTE FUNCTION memory_episodes_log();"                                                                     \
+    "DROP INDEX memory_changes_kind;"
+_Static_assert(MK_MEMORY_EPISODES == 0 && MEM_OP_ADD == 1, "MEM_V2_LOG_SQL spells these numbers out");
+
 static const struct mk_store_migration memory_migrations[] = {
     {1, MEM_SCHEMA_V1("INTEGER PRIMARY KEY AUTOINCREMENT"), MEM_SCHEMA_V1("BIGSERIAL PRIMARY KEY")},
+    {2, MEM_SCHEMA_V2_SQLITE, MEM_SCHEMA_V2_POSTGRES},
 };
 
 static const char *const kind_names[MK_MEMORY_KIND_COUNT] = {"episodes", "skills", "facts", "links", "history"};
@@ -104,17 +124,33 @@ int64_t mem_now_ms(const struct mk_memory *m)
 
 int mem_check_id(const char *s, const char *what, bool may_be_empty, mk_buf *err)
 {
-    size_t n = s ? strlen(s) : 0;
+    /* Every session call checks two ids: test eight bytes at a time for a control
+     * character (< 0x20, 0x7f) or a non-ASCII byte, and decode UTF-8 only when there
+     * is one (ids nearly always are ASCII). */
+    size_t n = s ? strnlen(s, MK_MEMORY_MAX_ID_BYTES + 1) : 0;
+    bool ctl = false, ascii = true;
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= n && n <= MK_MEMORY_MAX_ID_BYTES; i += 8) {
+        uint64_t w, del;
+        memcpy(&w, s + i, 8);
+        del = w ^ (0x7f * ones);
+        /* "some byte < 0x20" and "some byte == 0x7f" (zero after the xor): the
+         * classic word tests, exact as yes/no answers (a borrow only starts at a byte
+         * that matches) */
+        ctl |= (((w - 0x20 * ones) & ~w) | ((del - ones) & ~del)) & highs;
+        ascii &= !(w & highs);
+    }
+    for (; i < n && n <= MK_MEMORY_MAX_ID_BYTES; i++) {
+        unsigned char c = (unsigned char)s[i];
+        ctl |= c < 0x20 || c == 0x7f;
+        ascii &= c < 0x80;
+    }
     const char *why = NULL;
     if (n == 0 && !may_be_empty) why = "is required";
     else if (n > MK_MEMORY_MAX_ID_BYTES) why = "is too long (at most 256 bytes)";
-    else if (n && !mk_utf8_valid(s, n)) why = "is not valid UTF-8";
-    else
-        for (size_t i = 0; i < n; i++)
-            if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
-                why = "contains control characters";
-                break;
-            }
+    else if (!ascii && !mk_utf8_valid(s, n)) why = "is not valid UTF-8";
+    else if (ctl) why = "contains control characters";
     if (!why) return 0;
     if (err) mk_buf_printf(err, "%s %s", what, why);
     return MK_EINVAL;
@@ -294,18 +330,21 @@ void mem_index_del(struct mk_memory *m, enum mk_memory_kind kind, int64_t id)
 
 json_object *mem_episode_json(struct mk_store_stmt *st, double success_reward)
 {
+    /* static keys, each added once: json-c can skip copying the key and looking it up
+     * (a search answer builds five of these) */
+    enum { NEW_CONST = JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_ADD_CONSTANT_KEY };
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "id", json_object_new_int64(mk_store_column_int64(st, 0)));
+    json_object_object_add_ex(o, "id", json_object_new_int64(mk_store_column_int64(st, 0)), NEW_CONST);
     static const char *const names[] = {NULL, "tenant", "user", "session", "task", "tried", "outcome", "critique"};
     for (int i = 1; i <= 7; i++) {
         mk_slice s = mk_store_column_text(st, i);
-        json_object_object_add(o, names[i], json_object_new_string_len(s.ptr, (int)s.len));
+        json_object_object_add_ex(o, names[i], json_object_new_string_len(s.ptr, (int)s.len), NEW_CONST);
     }
     double reward = mk_store_column_double(st, 8);
-    json_object_object_add(o, "reward", json_object_new_double(reward));
-    json_object_object_add(o, "success", json_object_new_boolean(reward >= success_reward));
-    json_object_object_add(o, "tags", mem_tags_json(mk_store_column_text(st, 9).ptr));
-    json_object_object_add(o, "created_at", json_object_new_int64(mk_store_column_int64(st, 10)));
+    json_object_object_add_ex(o, "reward", json_object_new_double(reward), NEW_CONST);
+    json_object_object_add_ex(o, "success", json_object_new_boolean(reward >= success_reward), NEW_CONST);
+    json_object_object_add_ex(o, "tags", mem_tags_json(mk_store_column_text(st, 9).ptr), NEW_CONST);
+    json_object_object_add_ex(o, "created_at", json_object_new_int64(mk_store_column_int64(st, 10)), NEW_CONST);
     return o;
 }
 
@@ -449,8 +488,8 @@ static int new_index(struct mk_memory *m, uint64_t capacity, mk_vector_index **o
      * of top-5 agreement with exact search and make inserts ~1.6x and searches ~1.5x
      * cheaper; intent recall@5 does not move. */
     p.quant = MK_VECTOR_QUANT_INT8;
-    p.ef_construction = 64;
-    p.ef_search = m->opt.ef_search ? m->opt.ef_search : MEM_DEFAULT_EF;
+    p.ef_construction = m->opt.ef_construction ? m->opt.ef_construction : MK_MEMORY_DEFAULT_EF_CONSTRUCTION;
+    p.ef_search = m->opt.ef_search ? m->opt.ef_search : MK_MEMORY_DEFAULT_EF_SEARCH;
     p.capacity = capacity < 1024 ? 1024 : capacity;
     return mk_vector_new(&p, out);
 }
@@ -602,7 +641,7 @@ static bool load_index(struct mk_memory *m, struct mk_store_conn *c, struct mem_
         }
     }
     if (ok) {
-        mk_vector_set_ef(ix, m->opt.ef_search ? m->opt.ef_search : MEM_DEFAULT_EF);
+        mk_vector_set_ef(ix, m->opt.ef_search ? m->opt.ef_search : MK_MEMORY_DEFAULT_EF_SEARCH);
         mk_vector_free(x->ix);
         x->ix = ix;
         x->wm = wm;
@@ -676,12 +715,18 @@ int mk_memory_open(struct mk_store *store, struct mk_kv *kv, const struct mk_mem
     for (int k = 0; k < MK_MEMORY_KIND_COUNT; k++)
         if (o.retention_ms[k] == 0) o.retention_ms[k] = MK_MEMORY_DEFAULT_RETENTION_MS;
     if (!isfinite(o.success_reward) || o.success_reward == 0) o.success_reward = 0.5; /* zeroed = default */
-    if (o.ef_search > MK_VECTOR_MAX_EF) return MK_EINVAL;
+    if (o.ef_search > MK_VECTOR_MAX_EF || o.ef_construction > MK_VECTOR_MAX_EF) return MK_EINVAL;
 
     struct mk_memory *m = calloc(1, sizeof *m);
     if (!m) return MK_ENOMEM;
+    static _Atomic uint64_t next_gen = 1;
+    m->gen = atomic_fetch_add(&next_gen, 1);
+    m->scache_budget = o.session_cache_bytes < 0 ? 0
+                       : o.session_cache_bytes ? (size_t)o.session_cache_bytes
+                                               : (size_t)MK_MEMORY_DEFAULT_SESSION_CACHE_BYTES;
     m->store = store;
     m->kv = kv;
+    m->kv_sync = kv && strcmp(mk_kv_backend_name(kv), "memory") == 0;
     m->opt = o;
     m->postgres = strcmp(mk_store_backend_name(store), "postgres") == 0;
     pthread_mutex_init(&m->hooks_mu, NULL);
@@ -730,6 +775,7 @@ int mk_memory_open(struct mk_store *store, struct mk_kv *kv, const struct mk_mem
 void mk_memory_free(struct mk_memory *m)
 {
     if (!m) return;
+    mem_scache_drop_all(m); /* this thread's; other threads' entries age out (LRU) */
     if (m->data_dir && m->emb && m->idx[0].ix) {
         int rc = mk_memory_checkpoint(m);
         if (rc) mk_log(MK_LOG_WARN, "memory_checkpoint_failed", "error", mk_strerror(rc), NULL);

@@ -7,6 +7,7 @@
  *   memory_fact.c     facts                   memory_link.c    causal links
  *   memory_history.c  history window          memory_summary.c token estimate, extractive summary
  *   memory_session.c  sessions, agent state (kv)
+ *   memory_scache.c   per-thread cache of parsed session records
  *   memory_erase.c    retention sweep, erasure, hooks
  *   memory_cli.c      `mayak memory`
  */
@@ -19,9 +20,6 @@
 #include "memory/mk_memory.h"
 #include "store/mk_store.h"
 #include "vector/mk_vector.h"
-
-/* Search beam of the indexes unless the options say otherwise (memory.c says why). */
-#define MEM_DEFAULT_EF 32
 
 /* Index kinds are the first three memory kinds. */
 #define MEM_NINDEX 3
@@ -46,6 +44,7 @@ struct mem_hook {
 struct mk_memory {
     struct mk_store *store;
     struct mk_kv *kv;
+    bool kv_sync;              /* kv is the in-process one: callbacks run before calls return */
     struct mk_memory_options opt;
     char *data_dir;            /* owned copy, NULL = no files */
     mk_embedder *emb;
@@ -55,6 +54,8 @@ struct mk_memory {
     pthread_mutex_t hooks_mu;
     struct mem_hook hooks[MEM_MAX_HOOKS];
     size_t nhooks;
+    uint64_t gen;              /* unique per open memory of the process (session cache keys) */
+    size_t scache_budget;      /* session cache bytes per thread, 0 = off */
 };
 
 /* ---- helpers (memory.c) ---- */
@@ -101,6 +102,24 @@ int mem_tx(struct mk_store_conn *c, int (*fn)(struct mk_store_conn *c, void *arg
 /* Row -> JSON builders (column order documented at each SELECT list). */
 #define MEM_EPISODE_COLS "id, tenant, user_id, session, task, tried, outcome, critique, reward, tags, created_at"
 json_object *mem_episode_json(struct mk_store_stmt *st, double success_reward);
+
+/* ---- session record cache (memory_scache.c), per calling thread ---- */
+/* The cached tree of the record under key when its bytes equal raw: a new reference
+ * (the caller puts it) and the record's expiry fields; NULL on a miss (an entry with
+ * other bytes is dropped). The tree must not be modified. */
+json_object *mem_scache_get(const struct mk_memory *m, const char *key, size_t keylen, mk_slice raw,
+                            int64_t *expires_at, uint32_t *ttl_ms);
+/* Remembers rec (a reference is taken; rec must not be modified afterwards) as the
+ * parse of raw (copied) under key, evicting the least recently used beyond the budget.
+ * Failing to allocate just leaves it uncached. */
+void mem_scache_put(const struct mk_memory *m, const char *key, size_t keylen, const char *raw, size_t rawlen,
+                    json_object *rec, int64_t expires_at, uint32_t ttl_ms);
+/* Forgets key; and every entry of m (at mk_memory_free). Calling thread only. */
+void mem_scache_drop(const struct mk_memory *m, const char *key, size_t keylen);
+void mem_scache_drop_all(const struct mk_memory *m);
+/* Parses a JSON object (anything else, or bad JSON: NULL) with this thread's reused
+ * tokener, depth-limited by MK_MAX_JSON_DEPTH. */
+json_object *mem_parse_object(const char *p, size_t len);
 
 /* Turn id lists into JSON. */
 json_object *mem_ids_json(const int64_t *ids, size_t n);

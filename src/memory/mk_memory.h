@@ -88,6 +88,15 @@ struct mk_memory;
 /* Rows a filter may pre-select for a filtered meaning search (beyond: MK_ETOOBIG,
  * narrow the filter). */
 #define MK_MEMORY_MAX_FILTER_ROWS 200000
+/* Beams of the meaning indexes (M 16, int8 walk, float re-rank), chosen on BANKING77
+ * tasks (bench/memory/README.md, memory_tune): against 64/32 they make an insert ~1.5x
+ * cheaper and a search at 100k evaluate ~20% fewer distances, for -0.03 top-5
+ * agreement with exact search at 100k and intent recall@5 -0.007 at 10k, +0.002 at 100k. */
+#define MK_MEMORY_DEFAULT_EF_CONSTRUCTION 40
+#define MK_MEMORY_DEFAULT_EF_SEARCH 28
+/* Session cache per thread: ~13k sessions of ~250 bytes of JSON (a parsed record
+ * costs ~2.5 KB of heap). */
+#define MK_MEMORY_DEFAULT_SESSION_CACHE_BYTES (32ll * 1024 * 1024)
 /* Hops of a likely-cause query. */
 #define MK_MEMORY_MAX_CAUSE_DEPTH 4
 /* History turns one window request reads (the newest first). */
@@ -127,8 +136,15 @@ struct mk_memory_options {
     int64_t retention_ms[MK_MEMORY_KIND_COUNT];
     /* Embedding dimension; 0 = 256 (docs/MEMORY.md: recall vs search time). */
     uint32_t embed_dim;
-    /* HNSW beam width of searches; 0 = 32. */
+    /* HNSW beam width of searches; 0 = MK_MEMORY_DEFAULT_EF_SEARCH. */
     uint32_t ef_search;
+    /* HNSW beam width when a vector is added (graph quality against insert cost; an
+     * index loaded from its file keeps the width it was built with); 0 =
+     * MK_MEMORY_DEFAULT_EF_CONSTRUCTION. */
+    uint32_t ef_construction;
+    /* Parsed session records each thread keeps (bytes, estimated); 0 =
+     * MK_MEMORY_DEFAULT_SESSION_CACHE_BYTES, < 0 = no cache. See mk_memory_session_get. */
+    int64_t session_cache_bytes;
     /* Reward at or above which an episode counts as a success; 0 (or not finite) = 0.5. */
     double success_reward;
     /* Optional LLM summariser (see above). */
@@ -311,8 +327,11 @@ int mk_memory_estimate_tokens(const char *text, size_t len);
 int mk_memory_summarise_extractive(const char *text, size_t len, uint32_t max_tokens, mk_buf *out);
 
 /* ---- sessions and state (asynchronous, on the kv's loop) -------------------------- */
-/* Callback with rc 0 and the session/state JSON (valid during the callback only), or
- * an error (MK_ENOTFOUND: no such live session). */
+/* Callback with rc 0 and the session/state JSON, or an error (MK_ENOTFOUND: no such
+ * live session). The value is valid during the callback; take a reference
+ * (json_object_get) to keep it. It is READ-ONLY: reads hand out the calling thread's
+ * cached parse of the record (see mk_memory_options.session_cache_bytes), so copy it
+ * (json_object_deep_copy) to change it. Serialising it is fine. */
 typedef void (*mk_memory_json_cb)(int rc, json_object *value, void *arg);
 /* Creates a session {"id","tenant","user","agent","created_at","expires_at","state"}
  * with a random id, the default TTL when ttl_ms is 0, and initial state (an object or
@@ -332,7 +351,9 @@ void mk_memory_session_new_id(char out[24]);
 int mk_memory_session_create_id(struct mk_memory *m, const char *tenant, const char *id, const char *user,
                                 const char *agent, uint32_t ttl_ms, json_object *state, mk_memory_json_cb cb,
                                 void *arg);
-/* Reads the session and slides its expiry. */
+/* Reads the session and slides its expiry. Each read fetches the record from the kv;
+ * when its bytes are those this thread parsed last time, the cached tree answers
+ * without parsing (so writes by other threads, processes or nodes show at once). */
 int mk_memory_session_get(struct mk_memory *m, const char *tenant, const char *id, mk_memory_json_cb cb, void *arg);
 /* Merges patch (an object) into the session's state: each member replaces the key, a
  * null member deletes it. Answers with the whole session. Last writer wins per

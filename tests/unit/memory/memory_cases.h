@@ -8,6 +8,7 @@
 
 #include <criterion/criterion.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -649,6 +650,187 @@ static void case_sessions(const char *url)
     cr_assert_eq(json_object_get_int(v), 5);
     json_object_put(g.v);
     fx_close(&f);
+}
+
+/* Hydration reads hits in batches by id: rows gone behind the index's back are
+ * skipped and later hits fill in, results keep the index's order across batches, and
+ * an episode insert refuses to join a caller's open transaction. */
+static void case_search_hydration(const char *url)
+{
+    struct fx f;
+    fx_open(&f, url);
+    char task[128];
+    int64_t ids[24];
+    for (int i = 0; i < 24; i++) {
+        snprintf(task, sizeof task, "printer %d on floor %d jams with paper tray %d", i, i % 5, i % 3);
+        ids[i] = add_ep(&f, "acme", "u1", task, 1, NULL);
+        if (i) cr_assert_gt(ids[i], ids[i - 1]);
+    }
+    add_ep(&f, "other", "u2", "printer jams with paper", 1, NULL);
+    json_object *r = search(&f, "acme", "printer jams paper tray", 20, NULL);
+    cr_assert_eq(data_len(r), 20); /* two batches */
+    double prev = 2;
+    for (size_t i = 0; i < 20; i++) {
+        json_object *v;
+        cr_assert_str_eq(get_s(data_at(r, i), "tenant"), "acme");
+        cr_assert(json_object_object_get_ex(data_at(r, i), "score", &v));
+        cr_assert_leq(json_object_get_double(v), prev + 1e-9, "results out of order at %zu", i);
+        prev = json_object_get_double(v);
+        for (size_t j = 0; j < i; j++) cr_assert_neq(get_i(data_at(r, j), "id"), get_i(data_at(r, i), "id"));
+    }
+    int64_t best = get_i(data_at(r, 0), "id");
+    json_object_put(r);
+    /* the best row disappears without the index knowing: the next hits answer */
+    char sql[96];
+    snprintf(sql, sizeof sql, "DELETE FROM memory_episodes WHERE id = %lld", (long long)best);
+    cr_assert_eq(mk_store_exec(f.c, sql), 0);
+    r = search(&f, "acme", "printer jams paper tray", 3, NULL);
+    cr_assert_eq(data_len(r), 3);
+    for (size_t i = 0; i < 3; i++) cr_assert_neq(get_i(data_at(r, i), "id"), best);
+    json_object_put(r);
+    /* the ids-only search still sees the stale vector: that is what hydration is for */
+    int64_t hit[3];
+    size_t n = 0;
+    cr_assert_eq(mk_memory_episode_search_ids(f.mem, "acme", "printer jams paper tray", 3, hit, NULL, &n), 0);
+    cr_assert_eq(n, 3);
+    /* one transaction per call, never the caller's */
+    cr_assert_eq(mk_store_begin(f.c), 0);
+    struct mk_memory_episode ep = {.tenant = "acme", .task = "inside a transaction", .reward = 1};
+    int64_t id = 0;
+    cr_assert_eq(mk_memory_episode_add(f.mem, f.c, &ep, &id, NULL), MK_EINVAL);
+    cr_assert_eq(mk_store_rollback(f.c), 0);
+    cr_assert_eq(mk_memory_episode_add(f.mem, f.c, &ep, &id, NULL), 0);
+    cr_assert_gt(id, ids[23]);
+    fx_close(&f);
+}
+
+/* The per-thread cache of parsed session records is checked against the kv on every
+ * read: a write by another memory on the same kv (another node's, in effect) shows at
+ * once; a value a caller keeps a reference to never changes under it; a tiny budget
+ * or none at all changes nothing but speed. */
+static void session_state_is(struct mk_memory *m, const char *id, const char *key, int64_t want)
+{
+    struct got g = {0};
+    cr_assert_eq(mk_memory_session_get(m, "acme", id, got_cb, &g), 0);
+    cr_assert_eq(g.calls, 1);
+    cr_assert_eq(g.rc, 0);
+    json_object *state, *v;
+    cr_assert(json_object_object_get_ex(g.v, "state", &state));
+    cr_assert(json_object_object_get_ex(state, key, &v), "no %s in %s", key, json_object_to_json_string(g.v));
+    cr_assert_eq(json_object_get_int64(v), want);
+    json_object_put(g.v);
+}
+
+static void put_state(struct mk_memory *m, const char *id, const char *key, int64_t val)
+{
+    struct got g = {0};
+    json_object *patch = json_object_new_object();
+    json_object_object_add(patch, key, json_object_new_int64(val));
+    cr_assert_eq(mk_memory_session_put_state(m, "acme", id, patch, got_cb, &g), 0);
+    json_object_put(patch);
+    cr_assert_eq(g.rc, 0);
+    json_object_put(g.v);
+}
+
+static void *reader_thread(void *arg)
+{
+    struct fx *f = arg;
+    /* this thread's cache is empty: it parses, then hits */
+    for (int i = 0; i < 3; i++) session_state_is(f->mem, "shared-session", "step", 7);
+    return NULL;
+}
+
+static void case_session_cache(const char *url)
+{
+    struct fx a;
+    fx_open(&a, url);
+    /* a second memory on the same in-process kv: a second node, as far as caching goes */
+    struct mk_memory *b = NULL;
+    struct mk_memory_options ob = {.clock_ms = fx_clock};
+    cr_assert_eq(mk_memory_open(a.store, a.kv, &ob, &b, NULL), 0);
+    struct got g = {0};
+    cr_assert_eq(mk_memory_session_create_id(a.mem, "acme", "shared-session", NULL, "triage", 0, NULL, got_cb, &g), 0);
+    cr_assert_eq(g.rc, 0);
+    put_state(a.mem, "shared-session", "step", 1);
+    session_state_is(a.mem, "shared-session", "step", 1);
+    session_state_is(a.mem, "shared-session", "step", 1); /* from the cache */
+    session_state_is(b, "shared-session", "step", 1);
+    put_state(b, "shared-session", "step", 2);
+    session_state_is(a.mem, "shared-session", "step", 2); /* the kv's bytes changed */
+
+    /* a kept reference keeps its value */
+    struct got keep = {0};
+    cr_assert_eq(mk_memory_session_get(a.mem, "acme", "shared-session", got_cb, &keep), 0);
+    put_state(a.mem, "shared-session", "step", 3);
+    session_state_is(a.mem, "shared-session", "step", 3);
+    json_object *state, *v;
+    cr_assert(json_object_object_get_ex(keep.v, "state", &state));
+    cr_assert(json_object_object_get_ex(state, "step", &v));
+    cr_assert_eq(json_object_get_int(v), 2);
+    json_object_put(keep.v);
+
+    /* deleted elsewhere: gone here too */
+    cr_assert_eq(mk_memory_session_delete(b, "acme", "shared-session", got_cb, &g), 0);
+    cr_assert_eq(g.rc, 0);
+    cr_assert_eq(mk_memory_session_get(a.mem, "acme", "shared-session", got_cb, &g), 0);
+    cr_assert_eq(g.rc, MK_ENOTFOUND);
+
+    /* another thread has its own cache and sees the same */
+    cr_assert_eq(mk_memory_session_create_id(a.mem, "acme", "shared-session", NULL, NULL, 0, NULL, got_cb, &g), 0);
+    put_state(a.mem, "shared-session", "step", 7);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, reader_thread, &a), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    mk_memory_free(b);
+
+    /* budgets: none, one too small for any record, and room for about three */
+    const int64_t budgets[] = {-1, 1, 8 * 1024};
+    for (size_t k = 0; k < sizeof budgets / sizeof budgets[0]; k++) {
+        struct mk_memory_options o = {.clock_ms = fx_clock, .session_cache_bytes = budgets[k]};
+        cr_assert_eq(mk_memory_open(a.store, a.kv, &o, &b, NULL), 0);
+        char id[32];
+        for (int i = 0; i < 12; i++) {
+            snprintf(id, sizeof id, "s-%zu-%d", k, i);
+            cr_assert_eq(mk_memory_session_create_id(b, "acme", id, NULL, NULL, 0, NULL, got_cb, &g), 0);
+            put_state(b, id, "n", i);
+        }
+        for (int round = 0; round < 2; round++)
+            for (int i = 0; i < 12; i++) {
+                snprintf(id, sizeof id, "s-%zu-%d", k, i);
+                session_state_is(b, id, "n", i);
+            }
+        mk_memory_free(b);
+    }
+
+    /* ids: checked a word at a time, so every position of a bad byte is tried */
+    char bad[40];
+    for (size_t pos = 0; pos < 20; pos++) {
+        memset(bad, 'a', sizeof bad);
+        bad[24] = '\0';
+        bad[pos] = 0x7f;
+        cr_assert_eq(mk_memory_session_get(a.mem, "acme", bad, got_cb, &g), MK_EINVAL, "DEL at %zu", pos);
+        bad[pos] = 0x1f;
+        cr_assert_eq(mk_memory_session_get(a.mem, bad, "x", got_cb, &g), MK_EINVAL, "control at %zu", pos);
+        bad[pos] = ' ';
+        cr_assert_eq(mk_memory_session_get(a.mem, bad, "x", got_cb, &g), 0, "space at %zu", pos);
+        cr_assert_eq(g.rc, MK_ENOTFOUND);
+        memcpy(bad + pos, "\xd0\xb6", 2); /* UTF-8 */
+        cr_assert_eq(mk_memory_session_get(a.mem, "acme", bad, got_cb, &g), 0, "utf-8 at %zu", pos);
+        bad[pos] = (char)0xff;
+        cr_assert_eq(mk_memory_session_get(a.mem, "acme", bad, got_cb, &g), MK_EINVAL, "bad utf-8 at %zu", pos);
+    }
+    char longid[300];
+    memset(longid, 'x', sizeof longid);
+    longid[MK_MEMORY_MAX_ID_BYTES] = '\0';
+    cr_assert_eq(mk_memory_session_get(a.mem, "acme", longid, got_cb, &g), 0);
+    longid[MK_MEMORY_MAX_ID_BYTES] = 'x';
+    longid[MK_MEMORY_MAX_ID_BYTES + 1] = '\0';
+    cr_assert_eq(mk_memory_session_get(a.mem, "acme", longid, got_cb, &g), MK_EINVAL);
+    /* the longest tenant and id together do not fit a kv key: refused, not truncated */
+    longid[MK_MEMORY_MAX_ID_BYTES] = '\0';
+    cr_assert_eq(mk_memory_session_get(a.mem, longid, longid, got_cb, &g), MK_EINVAL);
+    json_object_put(g.v);
+    fx_close(&a);
 }
 
 /* Two memories on one store: the second sees the first's writes through the change

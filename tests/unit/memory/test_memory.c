@@ -37,6 +37,8 @@ Test(memory_sqlite, history) { case_history(url); }
 Test(memory_sqlite, sweep_and_erase) { case_sweep_and_erase(url); }
 Test(memory_sqlite, erase_hooks) { case_erase_hooks(url); }
 Test(memory_sqlite, sessions) { case_sessions(url); }
+Test(memory_sqlite, session_cache) { case_session_cache(url); }
+Test(memory_sqlite, search_hydration) { case_search_hydration(url); }
 Test(memory_sqlite, sync_and_persist)
 {
     char idx[96];

@@ -81,4 +81,6 @@ Test(memory_postgres, history) { case_history(url); }
 Test(memory_postgres, sweep_and_erase) { case_sweep_and_erase(url); }
 Test(memory_postgres, erase_hooks) { case_erase_hooks(url); }
 Test(memory_postgres, sessions) { case_sessions(url); }
+Test(memory_postgres, session_cache) { case_session_cache(url); }
+Test(memory_postgres, search_hydration) { case_search_hydration(url); }
 Test(memory_postgres, sync_and_persist) { case_sync_and_persist(url, dir); }
