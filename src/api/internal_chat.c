@@ -98,6 +98,7 @@ int mk_api_internal_chat(struct mk_app *app, json_object *request,
     ctx->route = "internal_chat";
     ctx->audited = true;
     ctx->body = body;
+    ctx->internal_id = ic->request_id;
     if (mk_pool_on_free(pool, release_ctx, ctx) != 0) {
         mk_pool_free(pool);
         return MK_ENOMEM;

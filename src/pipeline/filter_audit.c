@@ -40,16 +40,23 @@ static void audit_end(mk_ctx *ctx)
     snprintf(action, sizeof action, "%s", ctx->route ? ctx->route : "unknown");
     for (char *p = action; *p; p++)
         if (*p == '_') *p = '.';
+    /* An internal call (the desk's LLM turn) has no HTTP body: its prompt is the
+     * request it was given, in json-c's compact form. */
+    size_t internal_len = 0;
+    const char *internal_prompt = !ctx->req && ctx->body
+                                      ? json_object_to_json_string_length(ctx->body, JSON_C_TO_STRING_PLAIN,
+                                                                          &internal_len)
+                                      : NULL;
     struct mk_audit_record r = {
-        .request_id = ctx->req ? ctx->req->request_id : NULL,
+        .request_id = ctx->req ? ctx->req->request_id : ctx->internal_id,
         .principal = ctx->principal,
         .tenant = ctx->tenant,
         .action = action,
         .model_group = ctx->group ? ctx->group->config->name : NULL,
         .deployment = ctx->deployment ? ctx->deployment->label : NULL,
         .verdicts_json = ctx->verdicts.len ? ctx->verdicts.data : "{}",
-        .prompt = ctx->req ? ctx->req->body.ptr : NULL,
-        .prompt_len = ctx->req ? ctx->req->body.len : 0,
+        .prompt = ctx->req ? ctx->req->body.ptr : internal_prompt,
+        .prompt_len = ctx->req ? ctx->req->body.len : internal_len,
         .answer = ctx->answer.data,
         .answer_len = ctx->answer.len,
         .outcome = outcome,

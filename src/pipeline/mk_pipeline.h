@@ -73,6 +73,7 @@ struct mk_ctx {
     const char *route;           /* metrics label of the route */
     bool audited;                /* the end of this request is recorded (on_end runs) */
     json_object *body;           /* parsed request body (owned: released with the pool) */
+    const char *internal_id;     /* request id of an internal call (req NULL); else NULL */
     const char *model;           /* as the client named it */
     mk_router *router;           /* a reference held for the request's life */
     mk_model_group *group;

@@ -209,6 +209,9 @@ def test_llm_answers_with_the_spotlighted_passages(tmp_path, fake):
     assert recs and recs[-1]["principal"] == "desk" and recs[-1]["outcome"] == "ok"
     assert recs[-1]["deployment"] == "fake/fake-model"
     assert "prompt_injection" in recs[-1]["verdicts"]  # the input guard saw it
+    # Internal calls have their own request id and a digest of the prompt they sent.
+    assert recs[-1]["request_id"] and len(recs[-1]["request_id"]) == 16, recs[-1]
+    assert recs[-1]["prompt_digest"], recs[-1]
 
 
 def test_llm_failure_escalates_with_llm_error(tmp_path, fake):
