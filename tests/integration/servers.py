@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 
 import pytest
 
@@ -35,16 +34,36 @@ def _require(path_or_name, package):
     return exe
 
 
+def redis_server(workdir=None, log=subprocess.DEVNULL):
+    """A redis-server without persistence on a free port, answering PING: (Popen, port).
+    The caller stops it (tests kill it mid-test to see Mayak without Redis)."""
+    exe = _require("redis-server", "redis-server")
+    port = free_port()
+    args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    if workdir:
+        args += ["--dir", workdir]
+    p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+
+    def up():
+        if p.poll() is not None:
+            raise AssertionError(f"redis-server exited with {p.returncode}")
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    try:
+        wait_for(up, what="redis-server")
+    except BaseException:
+        p.kill()
+        p.wait()
+        raise
+    return p, port
+
+
 class RedisServer:
     def __init__(self):
-        exe = _require("redis-server", "redis-server")
-        self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="mayak-redis-")
         self.log = open(os.path.join(self.dir, "redis.log"), "wb")
-        self.proc = subprocess.Popen([exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", self.dir],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for(lambda: port_open(self.port), timeout=10, what="redis-server")
+        self.proc, self.port = redis_server(self.dir, self.log)
         self.url = f"redis://127.0.0.1:{self.port}"
 
     def stop(self):
@@ -180,6 +199,3 @@ backend nodes
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-
-def wait_seconds(s):
-    time.sleep(s * SLOW)

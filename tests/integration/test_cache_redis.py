@@ -6,14 +6,13 @@ entries still in Redis. Each node's entry count (`mayak_cache_entries` on /metri
 shows when it has pulled the other's operations, so the test never probes a node
 before the entry is there (a probe that misses would store an answer of its own)."""
 import re
-import shutil
 import socket
 import subprocess
 
-import pytest
 import requests
 
-from conftest import free_port, openai_config, wait_for
+from conftest import openai_config, wait_for
+from servers import redis_server
 
 CONFIG = """\
 auth: {local_admin: true}
@@ -23,27 +22,6 @@ kv: {url: 'redis://127.0.0.1:%d'}
 """
 
 
-def redis_server():
-    exe = shutil.which("redis-server")
-    if not exe:
-        pytest.fail("redis-server is missing: run scripts/install-deps.sh --test")
-    port = free_port()
-    p = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def up():
-        if p.poll() is not None:
-            raise AssertionError(f"redis-server exited with {p.returncode}")
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    try:
-        wait_for(up, what="redis-server")
-    except BaseException:
-        p.kill()
-        p.wait()
-        raise
-    return p, port
 
 
 def redis_cmd(port, *args):

@@ -4,10 +4,7 @@ a real redis-server, facts whose contradiction keeps history, erasure with its
 report, the CLI, and durability: kill -9 during a write burst loses no acknowledged
 write (SQLite WAL, and PostgreSQL when its server binaries are installed)."""
 import json
-import os
-import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -15,7 +12,8 @@ import time
 import pytest
 import requests
 
-from conftest import MAYAK_BIN, SLOW, Mayak, Process, free_port, wait_for
+from conftest import MAYAK_BIN, SLOW, wait_for
+from servers import redis_server
 
 API = "/api/v1/memory"
 
@@ -172,20 +170,6 @@ def test_history_window_and_erasure_report(mayak_factory, workdir):
     assert dev.get("/facts", params={"subject": "alice", "history": "1"}).json()["data"] == []
 
 
-def redis_server():
-    exe = shutil.which("redis-server")
-    if not exe:
-        pytest.fail("redis-server is missing: run scripts/install-deps.sh --test")
-    port = free_port()
-    p = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def up():
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    wait_for(up, what="redis-server")
-    return p, port
 
 
 def test_session_continues_on_another_process_through_redis(mayak_factory, workdir):
