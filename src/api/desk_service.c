@@ -7,7 +7,8 @@
  * <data_dir>/mayak.db) with the "desk" migrations, the desk itself (agents, triage
  * classifier, knowledge base: mk_desk.h), the event bus (config `bus:`, default
  * in-process) with the outgoing webhooks of config `webhooks:` subscribed to it, the
- * TOTP registry for console logins, console sessions, and a timer that refreshes the
+ * TOTP registry for console logins, the key of console session tokens (desk_session.c),
+ * and a timer that refreshes the
  * analytics gauges of /metrics. The bus and the webhooks are read from the config of
  * the generation serving when the desk opens: changing them needs a restart, and so
  * does `desk.analytics_refresh_ms`, the refresh interval of those gauges.
@@ -168,8 +169,8 @@ static void on_watch(uv_prepare_t *p)
         desk_hub_close_all(svc);
     }
     if (svc->inflight > 0 || svc->clients) return;
-    desk_sessions_expire(svc);
     desk_sessions_free(svc);
+    sodium_memzero(svc->session_key, sizeof svc->session_key);
     mk_webhooks_free(g_hooks); /* before the bus: it holds a subscription */
     g_hooks = NULL;
     desk_relay_stop(svc);
