@@ -8,8 +8,7 @@
  * classifier, knowledge base: mk_desk.h), the event bus (config `bus:`, default
  * in-process) with the outgoing webhooks of config `webhooks:` subscribed to it, the
  * TOTP registry for console logins, the key of console session tokens (desk_session.c),
- * and a timer that refreshes the
- * analytics gauges of /metrics. The bus and the webhooks are read from the config of
+ * and a timer that refreshes the analytics gauges of /metrics. The bus and the webhooks are read from the config of
  * the generation serving when the desk opens: changing them needs a restart, and so
  * does `desk.analytics_refresh_ms`, the refresh interval of those gauges.
  */
