@@ -168,7 +168,10 @@ try {
     await user.reload();
     await user.waitForSelector('#conn:not(.off)');
     await user.waitForSelector('#chat[data-state=bot]');
-    await user.fill('#input', 'My printer prints blank pages');
+    // A question the knowledge base answers outright, so the bot keeps it until the user
+    // asks for a person (a weak match may escalate by itself, and across processes the
+    // retrieval of borderline matches is not yet deterministic).
+    await user.fill('#input', 'How do I add a network printer?');
     await user.click('#send');
     await user.waitForSelector('.msg[data-role=bot]');
     const afterAnswer = await user.getAttribute('#chat', 'data-state');
