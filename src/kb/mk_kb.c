@@ -890,8 +890,12 @@ int mk_kb_enable_vectors(mk_kb *kb, const struct mk_embedder *e)
             attrs[j] = (mk_vector_attrs){.ns = mk_kb__lang_ns(d->lang), .meta = kb->chunks[c].doc};
             j++;
         }
+        /* One thread: a graph built by several depends on their scheduling, and then
+         * a borderline question could be answered by one process and escalated by
+         * the next. Answers must not change between restarts; the build of a
+         * support-sized knowledge base takes well under a second either way. */
         if (!rc)
-            rc = mk_vector_insert_batch(vix, j, keys, vecs, dim, attrs, 0);
+            rc = mk_vector_insert_batch(vix, j, keys, vecs, dim, attrs, 1);
         if (rc)
             goto out;
     }
