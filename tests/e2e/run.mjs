@@ -169,8 +169,7 @@ try {
     await user.waitForSelector('#conn:not(.off)');
     await user.waitForSelector('#chat[data-state=bot]');
     // A question the knowledge base answers outright, so the bot keeps it until the user
-    // asks for a person (a weak match may escalate by itself, and across processes the
-    // retrieval of borderline matches is not yet deterministic).
+    // asks for a person (a weak match may rightly escalate by itself).
     await user.fill('#input', 'How do I add a network printer?');
     await user.click('#send');
     await user.waitForSelector('.msg[data-role=bot]');
