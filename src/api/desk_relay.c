@@ -35,20 +35,27 @@ enum {
     TO_SESSIONS = 8,     /* a console session was logged out: payload.session_mac */
 };
 
+/* Publishes one update for the other nodes: `p` (consumed) gets this node's origin and
+ * the `to` bits. A failure is logged, not returned: the other nodes' clients read what
+ * they missed from the store on their next hello. */
+static void publish_live(struct desk_svc *svc, const char *tenant, int to, json_object *p)
+{
+    json_object_object_add(p, "origin", json_object_new_string(svc->origin));
+    json_object_object_add(p, "to", json_object_new_int(to));
+    size_t len;
+    const char *s = json_object_to_json_string_length(p, JSON_C_TO_STRING_PLAIN, &len);
+    int rc = mk_bus_publish(svc->bus, MK_BUS_DESK_LIVE, tenant, s, len, NULL, NULL, NULL);
+    if (rc) mk_log(MK_LOG_WARN, "desk_relay_dropped", "error", mk_strerror(rc), NULL);
+    json_object_put(p);
+}
+
 static void relay(struct desk_svc *svc, const char *tenant, const char *conv, json_object *ev, int to)
 {
     if (!svc->relay_sub || !svc->bus) return;
     json_object *p = json_object_new_object();
-    json_object_object_add(p, "origin", json_object_new_string(svc->origin));
-    json_object_object_add(p, "to", json_object_new_int(to));
     if (conv) json_object_object_add(p, "conversation_id", json_object_new_string(conv));
     if (ev) json_object_object_add(p, "event", json_object_get(ev));
-    size_t len;
-    const char *s = json_object_to_json_string_length(p, JSON_C_TO_STRING_PLAIN, &len);
-    int rc = mk_bus_publish(svc->bus, MK_BUS_DESK_LIVE, tenant, s, len, NULL, NULL, NULL);
-    /* Not fatal: the other nodes' clients read it from the store on their next hello. */
-    if (rc) mk_log(MK_LOG_WARN, "desk_relay_dropped", "error", mk_strerror(rc), NULL);
-    json_object_put(p);
+    publish_live(svc, tenant, to, p);
 }
 
 void desk_live_to_conversation(struct desk_svc *svc, const char *tenant, const char *conv, json_object *ev)
@@ -82,16 +89,10 @@ void desk_live_session_end(struct desk_svc *svc, const unsigned char mac[32], in
     char hex[65];
     sodium_bin2hex(hex, sizeof hex, mac, 32);
     json_object *p = json_object_new_object();
-    json_object_object_add(p, "origin", json_object_new_string(svc->origin));
-    json_object_object_add(p, "to", json_object_new_int(TO_SESSIONS));
     json_object_object_add(p, "session_mac", json_object_new_string(hex));
     json_object_object_add(p, "expires_ms", json_object_new_int64(expires_ms));
-    size_t len;
-    const char *s = json_object_to_json_string_length(p, JSON_C_TO_STRING_PLAIN, &len);
     /* Sessions are not per tenant; the event's tenant field is just required. */
-    int rc = mk_bus_publish(svc->bus, MK_BUS_DESK_LIVE, "default", s, len, NULL, NULL, NULL);
-    if (rc) mk_log(MK_LOG_WARN, "desk_relay_dropped", "error", mk_strerror(rc), NULL);
-    json_object_put(p);
+    publish_live(svc, "default", TO_SESSIONS, p);
 }
 
 static void session_end_from(struct desk_svc *svc, json_object *p)

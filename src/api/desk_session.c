@@ -158,8 +158,7 @@ static bool split(const char *token, size_t *body_len, unsigned char mac[crypto_
 
 static const char *jstr(json_object *o, const char *key, size_t max)
 {
-    json_object *v = json_object_object_get(o, key);
-    const char *s = v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+    const char *s = desk_jstr(o, key);
     return s && strlen(s) < max ? s : NULL;
 }
 

@@ -226,3 +226,32 @@ model_groups:
     policy: {policy}
 {group_extra}    deployments:
 {deployments}{extra_groups}"""
+
+
+def create_key(cwd, *args, config_path=None):
+    """`mayak keys create ARGS` (with --config when given) run in cwd; returns the key,
+    which the CLI prints alone on its last line."""
+    cmd = [MAYAK_BIN, "keys", "create", *args] + (["--config", config_path] if config_path else [])
+    res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=60 * SLOW)
+    assert res.returncode == 0, res.stdout + res.stderr
+    key = res.stdout.strip().splitlines()[-1].strip()
+    assert key.startswith("mk-"), res.stdout
+    return key
+
+
+def two_group_config(fake_url, extra="", provider_extra=""):
+    """One openai provider on the fake, groups 'default' (model m) and 'other' (m2)."""
+    return f"""\
+listen: 127.0.0.1:{{port}}
+providers:
+  - name: fake
+    type: openai
+    base_url: {fake_url}/v1
+{provider_extra}model_groups:
+  - name: default
+    deployments:
+      - {{provider: fake, model: m}}
+  - name: other
+    deployments:
+      - {{provider: fake, model: m2}}
+{extra}"""

@@ -27,7 +27,7 @@ import pytest
 import requests
 import websocket
 
-from conftest import MAYAK_BIN, SLOW, Fake, Mayak, free_port, wait_for
+from conftest import MAYAK_BIN, SLOW, Fake, Mayak, create_key, free_port, openai_config, wait_for
 from pg_server import PgServer, find_bindir
 from servers import HAProxy, RabbitServer, RedisServer
 
@@ -44,25 +44,15 @@ def totp(secret_b32, at=None):
 
 
 def node_config(port, name, pg_url, redis_url, amqp_url, fake_url):
-    return f"""\
-listen: 127.0.0.1:{port}
+    shared = f"""\
 store: {{url: '{pg_url}'}}
 kv: {{url: '{redis_url}'}}
 bus: {{url: '{amqp_url}'}}
 auth: {{required: true}}
 audit: {{chain: {name}}}
 access_log: true
-providers:
-  - name: fake
-    type: openai
-    base_url: {fake_url}/v1
-    api_key: test-key
-model_groups:
-  - name: default
-    policy: priority
-    deployments:
-      - {{provider: fake, model: fake-model}}
 """
+    return openai_config(fake_url).replace("{port}", str(port)) + shared
 
 
 def cli(node_dir, *args):
@@ -72,10 +62,9 @@ def cli(node_dir, *args):
     return out.stdout
 
 
-def create_key(node_dir, role, tenant="acme", *extra):
-    key = cli(node_dir, "keys", "create", "--tenant", tenant, "--role", role, *extra).strip().splitlines()[-1]
-    assert key.startswith("mk-"), key
-    return key
+def node_key(node_dir, role, tenant="acme", *extra):
+    return create_key(node_dir, "--tenant", tenant, "--role", role, *extra,
+                      config_path=os.path.join(node_dir, "mayak.yaml"))
 
 
 def chat_lines(node):
@@ -116,10 +105,10 @@ class Cluster:
             self.dirs[name] = d
         # Keys are made on node A's side; node B gets the same server secret, as an
         # operator copies it to every node (docs/SCALING.md).
-        self.user_key = create_key(self.dirs["node-a"], "developer")
-        self.limited_key = create_key(self.dirs["node-a"], "developer", "acme", "--rpm", "4")
-        self.operator_key = create_key(self.dirs["node-a"], "operator")
-        self.chat_key = create_key(self.dirs["node-a"], "user")
+        self.user_key = node_key(self.dirs["node-a"], "developer")
+        self.limited_key = node_key(self.dirs["node-a"], "developer", "acme", "--rpm", "4")
+        self.operator_key = node_key(self.dirs["node-a"], "operator")
+        self.chat_key = node_key(self.dirs["node-a"], "user")
         secret_b = os.path.join(self.dirs["node-b"], "mayak-data")
         os.makedirs(secret_b, mode=0o700)
         shutil.copy2(os.path.join(self.dirs["node-a"], "mayak-data", "auth.secret"), secret_b)

@@ -7,33 +7,17 @@ import subprocess
 
 import requests
 
-from conftest import MAYAK_BIN, SLOW
+from conftest import MAYAK_BIN, SLOW, create_key, two_group_config
 
 API = "/api/v1/admin/keys"
 
 
 def config(fake, extra="auth: {required: true}\n"):
-    return f"""\
-listen: 127.0.0.1:{{port}}
-providers:
-  - name: fake
-    type: openai
-    base_url: {fake.url}/v1
-model_groups:
-  - name: default
-    deployments:
-      - {{provider: fake, model: m}}
-  - name: other
-    deployments:
-      - {{provider: fake, model: m2}}
-{extra}"""
+    return two_group_config(fake.url, extra)
 
 
 def cli_key(workdir, cfg_path, *args):
-    res = subprocess.run([MAYAK_BIN, "keys", "create", "--config", cfg_path, *args], cwd=workdir,
-                         capture_output=True, text=True, timeout=60 * SLOW)
-    assert res.returncode == 0, res.stderr
-    return res.stdout.strip().splitlines()[-1]
+    return create_key(workdir, *args, config_path=cfg_path)
 
 
 def auth(key):

@@ -9,7 +9,7 @@ import time
 
 import requests
 
-from conftest import MAYAK_BIN, sse_events, wait_for
+from conftest import MAYAK_BIN, create_key, sse_events, two_group_config, wait_for
 
 
 def inn10(first9):
@@ -21,27 +21,11 @@ def inn10(first9):
 
 
 def config(fake, extra="", provider_extra=""):
-    return f"""\
-listen: 127.0.0.1:{{port}}
-providers:
-  - name: fake
-    type: openai
-    base_url: {fake.url}/v1
-{provider_extra}model_groups:
-  - name: default
-    deployments:
-      - {{provider: fake, model: m}}
-  - name: other
-    deployments:
-      - {{provider: fake, model: m2}}
-{extra}"""
+    return two_group_config(fake.url, extra, provider_extra)
 
 
 def make_key(workdir, cfg_path, *args):
-    res = subprocess.run([MAYAK_BIN, "keys", "create", "--config", cfg_path, *args], cwd=workdir,
-                         capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, res.stderr
-    return res.stdout.strip().splitlines()[-1]
+    return create_key(workdir, *args, config_path=cfg_path)
 
 
 def chat(m, key, content="hello", model="default", **extra):
